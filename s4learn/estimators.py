@@ -1,0 +1,461 @@
+"""scikit-learn estimators around the S4D network: S4Classifier and S4Regressor."""
+
+import copy
+import sys
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from skorch.callbacks import EarlyStopping, EpochScoring, ProgressBar
+from skorch.dataset import Dataset, ValidSplit
+from skorch.helper import predefined_split
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+
+from .inputs import check_sequences
+from .nn import S4Model
+from .training import CosineLR, S4Net, resolve_device, valid_accuracy, valid_r2
+
+_COMMON_PARAMETERS = """\
+    d_model : int, default=64
+        Width of the S4D layers.
+    n_layers : int, default=4
+        Number of residual S4D blocks.
+    d_state : int, default=64
+        State size N of each layer's SSM (N/2 complex modes per channel).
+    dropout : float, default=0.1
+        Dropout in each block.
+    prenorm : bool, default=False
+        LayerNorm before each S4D layer instead of after the residual sum.
+    bidirectional : bool, default=False
+        Non-causal layers that also read the sequence backwards in time.
+    init : {"lin", "inv", "legs"}, default="legs"
+        Initialisation of the state matrices (S4D-Lin, S4D-Inv, S4D-LegS).
+    dt_min, dt_max : float, default=0.001, 0.1
+        Range of the log-uniform initial step sizes. ``1 / dt`` is the number of steps a
+        channel remembers at first; raise both for short sequences (e.g. 0.1 and 1.0 for
+        tables of a few dozen columns).
+    lr : float, default=0.01
+        AdamW learning rate, decayed to zero over ``max_epochs`` by a cosine schedule.
+        The SSM parameters (dt and A) train at ``min(lr, 0.001)`` without weight decay.
+    weight_decay : float, default=0.01
+        AdamW weight decay of the parameters other than dt and A.
+    batch_size : int, default=64
+        Samples per optimizer step.
+    max_epochs : int, default=60
+        Passes over the training data in ``fit``.
+    patience : int or None, default=None
+        Stop when the validation loss has not improved for this many epochs and keep
+        the best epoch's weights. Needs validation data: a ``validation_fraction`` of the
+        training data, or ``validation_data`` passed to ``fit``.
+    validation_fraction : float, default=0.1
+        Share of the training data held out (stratified for classifiers) when
+        ``patience`` is set and ``fit`` gets no ``validation_data``.
+    input_type : {"auto", "sequence", "image"}, default="auto"
+        How to read 3-D arrays: as sequences ``(n, L, C)`` ("auto", "sequence") or as
+        single-channel images ``(n, H, W)`` ("image"). 4-D arrays are always images.
+    image_layout : {"auto", "NHWC", "NCHW"}, default="auto"
+        Where the channel axis of 4-D images is; "auto" finds the axis of size 1, 3 or 4.
+    grayscale : bool, default=False
+        Convert RGB images to one luminance channel.
+    num_workers : int, default=0
+        Worker processes of the training data loader.
+    device : str, default="auto"
+        Torch device to train on; "auto" uses CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, dropout and the validation split. With
+        an int, two fits on the CPU give identical models.
+    verbose : int, default=0
+        0 is silent; 1 prints one line per epoch (losses, validation score, time) and
+        shows a progress bar on an interactive terminal.
+    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
+        Extra callbacks for the skorch net; they are copied, never modified.
+    warm_start : bool, default=False
+        When True, ``fit`` continues training the fitted network for another
+        ``max_epochs`` instead of starting anew."""
+
+_COMMON_ATTRIBUTES = """\
+    net_ : S4Net
+        The trained skorch net; ``net_.history`` holds the per-epoch record and
+        ``net_.module_`` the :class:`s4learn.nn.S4Model`.
+    n_features_in_ : int
+        Number of values per sample seen in ``fit`` (columns of a 2-D input).
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame passed to ``fit``.
+    input_shape_ : tuple
+        Shape of one sample as passed to ``fit``.
+    n_epochs_ : int
+        Number of epochs trained so far."""
+
+
+class S4Estimator(BaseEstimator):
+    """Shared fit/predict machinery; use :class:`S4Classifier` or :class:`S4Regressor`."""
+
+    def __init__(self, *, d_model=64, n_layers=4, d_state=64, dropout=0.1, prenorm=False,
+                 bidirectional=False, init="legs", dt_min=0.001, dt_max=0.1, lr=0.01,
+                 weight_decay=0.01, batch_size=64, max_epochs=60, patience=None, validation_fraction=0.1, input_type="auto",
+                 image_layout="auto", grayscale=False, num_workers=0, device="auto",
+                 random_state=None, verbose=0, callbacks=None, warm_start=False):
+        self.d_model = d_model
+        self.n_layers = n_layers
+        self.d_state = d_state
+        self.dropout = dropout
+        self.prenorm = prenorm
+        self.bidirectional = bidirectional
+        self.init = init
+        self.dt_min = dt_min
+        self.dt_max = dt_max
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.input_type = input_type
+        self.image_layout = image_layout
+        self.grayscale = grayscale
+        self.num_workers = num_workers
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y, sample_weight=None, validation_data=None):
+        """Train the network on sequences ``X`` and targets ``y``.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame or tensor
+            Sequences ``(n, L)`` / ``(n, L, C)`` or images; see :mod:`s4learn.inputs`.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the training loss.
+        validation_data : tuple (X_val, y_val), default=None
+            Data to compute the validation loss and score on after every epoch (and to
+            stop early on when ``patience`` is set), instead of a held-out fraction.
+
+        Returns
+        -------
+        self
+        """
+        reset = not (self.warm_start and hasattr(self, "net_"))
+        return self._fit(X, y, sample_weight, validation_data, reset=reset,
+                         epochs=self.max_epochs, schedule=True)
+
+    def _fit(self, X, y, sample_weight, validation_data, *, reset, epochs, schedule,
+             classes=None):
+        self._check_hyperparameters()
+        X, y = check_sequences(self, X, y, reset=reset, **self._target_check_params())
+        y = self._encode_targets(y, reset=reset, classes=classes)
+        weight = self._sample_weight(sample_weight, X, y)
+        if reset:
+            self._fit_input_scaling(X)
+            self.n_epochs_ = 0
+        with self._torch_rng(reset):
+            if reset:
+                self.net_ = self._build_net(X.shape[-1])
+            self.net_.train_split = self._train_split(validation_data)
+            self._set_schedule(total=epochs if schedule else None)
+            self.net_.partial_fit({"x": self._scale_inputs(X), "sample_weight": weight}, y,
+                                  epochs=epochs)
+        self.n_epochs_ = len(self.net_.history)
+        return self
+
+    def _check_hyperparameters(self):
+        if self.patience is not None and not (isinstance(self.patience, int)
+                                              and self.patience > 0):
+            raise ValueError(f"patience must be a positive int or None, got {self.patience!r}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got "
+                             f"{self.validation_fraction!r}")
+        for name in ("d_model", "n_layers", "batch_size", "max_epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+    def _sample_weight(self, sample_weight, X, y):
+        weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                      ensure_non_negative=True)
+        weight = weight * self._class_weight(y)
+        if weight.sum() <= 0:
+            raise ValueError("sample_weight must have a positive sum")
+        return (weight / weight.mean()).astype(np.float32)  # mean 1: lr stays meaningful
+
+    def _class_weight(self, y):
+        return 1.0
+
+    def _fit_input_scaling(self, X):
+        self.input_mean_ = X.mean(axis=(0, 1), dtype=np.float64).astype(np.float32)
+        scale = X.std(axis=(0, 1), dtype=np.float64)
+        self.input_scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
+
+    def _scale_inputs(self, X):
+        return (X - self.input_mean_) / self.input_scale_
+
+    def _build_net(self, n_channels):
+        module_kwargs = dict(
+            d_input=n_channels, d_output=self._n_outputs(), d_model=self.d_model,
+            n_layers=self.n_layers, d_state=self.d_state, dropout=self.dropout,
+            prenorm=self.prenorm, bidirectional=self.bidirectional, init=self.init,
+            dt_min=self.dt_min, dt_max=self.dt_max)
+        net = S4Net(
+            module=S4Model,
+            **{f"module__{key}": value for key, value in module_kwargs.items()},
+            criterion=self._criterion, criterion__reduction="none",
+            optimizer=torch.optim.AdamW, optimizer__weight_decay=self.weight_decay,
+            lr=self.lr, batch_size=self.batch_size, max_epochs=self.max_epochs,
+            iterator_train__shuffle=True, iterator_train__num_workers=self.num_workers,
+            iterator_valid__batch_size=max(256, self.batch_size),
+            train_split=None, callbacks=self._callbacks(), device=resolve_device(self.device),
+            verbose=self.verbose)
+        return net.initialize()
+
+    def _callbacks(self):
+        callbacks = [("lr_schedule", CosineLR())]
+        if self.patience is not None:
+            callbacks.append(("early_stopping", EarlyStopping(
+                monitor="valid_loss", patience=self.patience, load_best=True)))
+        callbacks.append(("valid_score", EpochScoring(
+            self._valid_score, lower_is_better=False, name=self._valid_score_name)))
+        if self.verbose and sys.stderr.isatty():
+            callbacks.append(("progress_bar", ProgressBar()))
+        return callbacks + copy.deepcopy(list(self.callbacks or []))
+
+    def _train_split(self, validation_data):
+        if validation_data is not None:
+            X_val, y_val = validation_data
+            X_val, y_val = check_sequences(self, X_val, y_val, reset=False,
+                                           **self._target_check_params())
+            y_val = self._encode_targets(y_val, reset=False)
+            return predefined_split(Dataset({"x": self._scale_inputs(X_val)}, y_val))
+        if self.patience is None:
+            return None
+        return ValidSplit(self.validation_fraction, stratified=self._stratified_split,
+                          random_state=int(torch.randint(2**31 - 1, ()).item()))
+
+    def _set_schedule(self, total):
+        schedule = dict(self.net_.callbacks_)["lr_schedule"]
+        schedule.total_epochs = total
+        schedule.start_epoch = len(self.net_.history)
+
+    @contextmanager
+    def _torch_rng(self, reset):
+        """Run torch's global RNG from this estimator's own stream, leaving the caller's."""
+        devices = [torch.cuda.current_device()] if self._uses_cuda(reset) else []
+        with torch.random.fork_rng(devices=devices):
+            if reset or not hasattr(self, "torch_rng_state_"):
+                seed = check_random_state(self.random_state).randint(2**31 - 1)
+                torch.manual_seed(int(seed))
+            else:
+                torch.set_rng_state(self.torch_rng_state_)
+            yield
+            self.torch_rng_state_ = torch.get_rng_state()
+
+    def _uses_cuda(self, reset):
+        device = resolve_device(self.device) if reset else self.net_.device
+        return str(device).startswith("cuda")
+
+    # --------------------------------------------------------------- prediction
+    def _forward(self, X):
+        """Network outputs for ``X`` as a float64 array (n_samples, n_outputs)."""
+        check_is_fitted(self)
+        X = check_sequences(self, X, reset=False)
+        with torch.no_grad():
+            outputs = self.net_.forward(self._scale_inputs(X), device="cpu")
+        return outputs.numpy().astype(np.float64)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+class S4Classifier(ClassifierMixin, S4Estimator):
+    __doc__ = f"""S4 sequence classifier: an S4D network trained by a skorch net.
+
+    Reads each sample as a sequence (a table row is a sequence of its columns, an image
+    a sequence of its pixels) and predicts its class.
+
+    Parameters
+    ----------
+{_COMMON_PARAMETERS}
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, as in scikit-learn's linear models.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+{_COMMON_ATTRIBUTES}
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from s4learn import S4Classifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = S4Classifier(d_model=16, n_layers=1, max_epochs=5, random_state=0)
+    >>> clf.fit(X[:200], y[:200]).predict(X[:3]).shape
+    (3,)
+    """
+
+    _criterion = torch.nn.CrossEntropyLoss
+    _stratified_split = True
+    _valid_score = staticmethod(valid_accuracy)
+    _valid_score_name = "valid_acc"
+
+    def __init__(self, *, d_model=64, n_layers=4, d_state=64, dropout=0.1, prenorm=False,
+                 bidirectional=False, init="legs", dt_min=0.001, dt_max=0.1, lr=0.01,
+                 weight_decay=0.01, batch_size=64, max_epochs=60, patience=None, validation_fraction=0.1, input_type="auto",
+                 image_layout="auto", grayscale=False, num_workers=0, device="auto",
+                 random_state=None, verbose=0, callbacks=None, warm_start=False,
+                 class_weight=None):
+        super().__init__(
+            d_model=d_model, n_layers=n_layers, d_state=d_state, dropout=dropout,
+            prenorm=prenorm, bidirectional=bidirectional, init=init, dt_min=dt_min,
+            dt_max=dt_max, lr=lr,
+            weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
+            patience=patience, validation_fraction=validation_fraction,
+            input_type=input_type, image_layout=image_layout, grayscale=grayscale,
+            num_workers=num_workers, device=device, random_state=random_state,
+            verbose=verbose, callbacks=callbacks, warm_start=warm_start)
+        self.class_weight = class_weight
+
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train one more epoch at the constant learning rate ``lr``.
+
+        ``classes`` (every label that will ever be seen) is required on the first call.
+        """
+        first = not hasattr(self, "net_")
+        if first and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        return self._fit(X, y, sample_weight, None, reset=first, epochs=1, schedule=False,
+                         classes=classes)
+
+    def _target_check_params(self):
+        return {}
+
+    def _encode_targets(self, y, reset, classes=None):
+        check_classification_targets(y)
+        if reset:
+            self.classes_ = np.unique(y if classes is None else classes)
+            if len(self.classes_) < 2:
+                raise ValueError(f"{type(self).__name__} needs at least 2 classes in y; "
+                                 f"got one class: {self.classes_[0]!r}")
+        unknown = np.setdiff1d(y, self.classes_)
+        if unknown.size:
+            raise ValueError(f"y contains labels not seen in fit: {unknown[:5].tolist()}")
+        return np.searchsorted(self.classes_, y).astype(np.int64)
+
+    def _class_weight(self, y):
+        if self.class_weight is None:
+            return 1.0
+        if isinstance(self.class_weight, dict):
+            class_weight = {self._class_index(label): weight
+                            for label, weight in self.class_weight.items()}
+        else:
+            class_weight = self.class_weight
+        return compute_sample_weight(class_weight, y)
+
+    def _class_index(self, label):
+        index = np.flatnonzero(self.classes_ == label)
+        if not index.size:
+            raise ValueError(f"class_weight names a label that is not in y: {label!r}")
+        return int(index[0])
+
+    def _n_outputs(self):
+        return len(self.classes_)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes); rows sum to 1."""
+        logits = self._forward(X)
+        logits -= logits.max(axis=1, keepdims=True)
+        proba = np.exp(logits)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`."""
+        return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """Most likely class of each sample."""
+        best = self._forward(X).argmax(axis=1)
+        return self.classes_[best]
+
+
+class S4Regressor(RegressorMixin, S4Estimator):
+    __doc__ = f"""S4 sequence regressor: an S4D network trained by a skorch net.
+
+    Targets are standardised in ``fit`` (and predictions mapped back), so the defaults
+    work whatever the scale of ``y``. A 1-D ``y`` gives 1-D predictions; a 2-D ``y``
+    trains one network with one output per column.
+
+    Parameters
+    ----------
+{_COMMON_PARAMETERS}
+
+    Attributes
+    ----------
+    n_outputs_ : int
+        Number of target columns.
+    target_mean_, target_scale_ : ndarray of shape (n_outputs,)
+        The target standardisation learnt in ``fit``.
+{_COMMON_ATTRIBUTES}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from s4learn import S4Regressor
+    >>> X = np.random.RandomState(0).randn(100, 20)
+    >>> reg = S4Regressor(d_model=16, n_layers=1, max_epochs=5, random_state=0)
+    >>> reg.fit(X, X.sum(axis=1)).predict(X[:3]).shape
+    (3,)
+    """
+
+    _criterion = torch.nn.MSELoss
+    _stratified_split = False
+    _valid_score = staticmethod(valid_r2)
+    _valid_score_name = "valid_r2"
+
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train one more epoch at the constant learning rate ``lr``."""
+        first = not hasattr(self, "net_")
+        return self._fit(X, y, sample_weight, None, reset=first, epochs=1, schedule=False)
+
+    def _target_check_params(self):
+        return {"multi_output": True, "y_numeric": True}
+
+    def _encode_targets(self, y, reset, classes=None):
+        y = np.asarray(y, dtype=np.float64)
+        if reset:
+            self.y_ndim_ = y.ndim
+            y2 = y.reshape(len(y), -1)
+            self.n_outputs_ = y2.shape[1]
+            self.target_mean_ = y2.mean(axis=0)
+            scale = y2.std(axis=0)
+            self.target_scale_ = np.where(scale > 0, scale, 1.0)
+        y2 = y.reshape(len(y), -1)
+        if y2.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {y2.shape[1]} outputs, but {type(self).__name__} was "
+                             f"fitted with {self.n_outputs_}")
+        return ((y2 - self.target_mean_) / self.target_scale_).astype(np.float32)
+
+    def _n_outputs(self):
+        return self.n_outputs_
+
+    def predict(self, X):
+        """Predicted targets: shape (n_samples,) for a 1-D ``y`` in fit, else 2-D."""
+        y = self._forward(X) * self.target_scale_ + self.target_mean_
+        return y.ravel() if self.y_ndim_ == 1 else y
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,0 +1,99 @@
+"""The S4D layer: SSM convolution, skip D, GELU, dropout, position-wise GLU output."""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .kernel import S4DKernel
+
+
+class S4D(nn.Module):
+    """Diagonal state-space layer mapping (batch, length, d_model) to the same shape.
+
+    Training and batch inference convolve the input with the SSM kernel by FFT;
+    :meth:`step` runs the same SSM as a recurrence, one time step at a time.
+
+    Parameters
+    ----------
+    d_model : int
+        Number of channels H.
+    d_state : int, default=64
+        State size N of each channel's SSM.
+    dropout : float, default=0.0
+        Dropout after the activation.
+    bidirectional : bool, default=False
+        Add a second kernel run backwards in time (a non-causal layer).
+    init : {"lin", "inv", "legs"}, default="legs"
+        Initialisation of the state matrix A (S4D-Lin, S4D-Inv, S4D-LegS).
+    dt_min, dt_max : float, default=0.001, 0.1
+        Range of the log-uniform initialisation of the step size.
+    ssm_lr : float or None, default=0.001
+        Learning rate attached to the SSM parameters dt and A (see
+        :func:`s4learn.nn.param_groups`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from s4learn.nn import S4D
+    >>> layer = S4D(d_model=4, d_state=8).eval()
+    >>> layer(torch.randn(2, 10, 4)).shape
+    torch.Size([2, 10, 4])
+    """
+
+    def __init__(self, d_model, d_state=64, dropout=0.0, bidirectional=False, init="legs",
+                 dt_min=0.001, dt_max=0.1, ssm_lr=0.001):
+        super().__init__()
+        self.d_model = d_model
+        self.d_state = d_state
+        self.bidirectional = bidirectional
+        self.kernel = S4DKernel(d_model, d_state, channels=2 if bidirectional else 1,
+                                init=init, dt_min=dt_min, dt_max=dt_max, lr=ssm_lr)
+        self.D = nn.Parameter(torch.randn(d_model))
+        self.activation = nn.GELU()
+        self.dropout = nn.Dropout(dropout)
+        self.output_linear = nn.Linear(d_model, 2 * d_model)
+
+    def forward(self, u):
+        """Apply the layer to ``u`` of shape (batch, length, d_model)."""
+        y = self.ssm_convolution(u)
+        return self._output(y)
+
+    def ssm_convolution(self, u):
+        """The SSM part alone: ``y = K * u + D u``, shapes (B, L, H) -> (B, L, H)."""
+        L = u.shape[-2]
+        k = self.kernel(L)  # (c H L)
+        if self.bidirectional:
+            # backward kernel sits at negative lags -1..-L of a length-2L circular kernel
+            k = F.pad(k[0], (0, L)) + F.pad(k[1].flip(-1), (L, 0))  # (H 2L)
+        else:
+            k = k[0]  # (H L)
+        u_t = u.transpose(-1, -2)  # (B H L)
+        k_f = torch.fft.rfft(k, n=2 * L)
+        u_f = torch.fft.rfft(u_t, n=2 * L)
+        y = torch.fft.irfft(u_f * k_f, n=2 * L)[..., :L]  # (B H L)
+        return y.transpose(-1, -2) + u * self.D
+
+    def _output(self, y):
+        y = self.dropout(self.activation(y))
+        return F.glu(self.output_linear(y), dim=-1)
+
+    def default_state(self, batch_size, device=None):
+        """Zero state for :meth:`step`: complex tensor of shape (batch, H, N/2)."""
+        if device is None:
+            device = self.D.device
+        return torch.zeros(batch_size, self.d_model, self.d_state // 2,
+                           dtype=torch.cfloat, device=device)
+
+    def step(self, x_t, state):
+        """One recurrent step: ``x_t`` (batch, H) and ``state`` -> ``(y_t, next_state)``.
+
+        In eval mode, stepping through a sequence from :meth:`default_state` gives the
+        same outputs as :meth:`forward` on the whole sequence.
+        """
+        if self.bidirectional:
+            raise ValueError("step is undefined for a bidirectional S4D layer: its output "
+                             "at time t depends on inputs after t")
+        dtA, dB, C = self.kernel.discretize()
+        state = torch.exp(dtA) * state + dB * x_t.unsqueeze(-1)  # (B H N/2)
+        y = 2 * torch.einsum("hn,bhn->bh", C[0], state).real + x_t * self.D
+        return self._output(y), state

@@ -1,0 +1,92 @@
+"""The skorch training engine behind the estimators: one net, callbacks for the rest."""
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+from skorch.utils import to_tensor
+
+from .nn import param_groups
+
+
+class S4Net(NeuralNet):
+    """skorch ``NeuralNet`` with SSM-aware optimizer groups and weighted losses.
+
+    - The optimizer gets :func:`s4learn.nn.param_groups`: the SSM parameters keep
+      their own learning rate and no weight decay; frozen parameters are left out.
+    - ``X`` may be a dict ``{"x": sequences, "sample_weight": weights}``; the module
+      sees only ``x`` and the per-sample losses (criterion with ``reduction="none"``)
+      are weighted before averaging.
+    """
+
+    def initialize_optimizer(self, *args, **kwargs):
+        settings = self.get_params_for("optimizer")
+        lr = settings.pop("lr", self.lr)
+        weight_decay = settings.pop("weight_decay", 0.0)
+        groups = param_groups(self.module_, lr, weight_decay)
+        self.optimizer_ = self.optimizer(groups, lr=lr, weight_decay=weight_decay, **settings)
+        return self
+
+    def infer(self, x, **fit_params):
+        if isinstance(x, Mapping):
+            x = x["x"]
+        return super().infer(x, **fit_params)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        y_true = to_tensor(y_true, device=self.device)
+        loss = self.criterion_(y_pred, y_true)
+        if loss.dim() > 1:
+            loss = loss.flatten(1).mean(dim=1)
+        if isinstance(X, Mapping) and "sample_weight" in X:
+            loss = loss * to_tensor(X["sample_weight"], device=self.device)
+        return loss.mean()
+
+
+class CosineLR(Callback):
+    """Cosine decay of every parameter group's learning rate, set once per epoch.
+
+    Epoch ``e`` of a run (counted from ``start_epoch``) trains at
+    ``lr * (1 + cos(pi * e / total_epochs)) / 2``; ``total_epochs=None`` keeps ``lr``.
+    Each group's starting rate is kept in the optimizer's state (``initial_lr``), so a
+    resumed optimizer continues the same schedule.
+    """
+
+    def __init__(self, total_epochs=None, start_epoch=0):
+        self.total_epochs = total_epochs
+        self.start_epoch = start_epoch
+
+    def on_epoch_begin(self, net, **kwargs):
+        epoch = len(net.history) - 1 - self.start_epoch
+        factor = 1.0
+        if self.total_epochs:
+            progress = min(max(epoch, 0) / self.total_epochs, 1.0)
+            factor = 0.5 * (1 + math.cos(math.pi * progress))
+        for group in net.optimizer_.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = group["initial_lr"] * factor
+        net.history.record("lr", net.optimizer_.param_groups[0]["lr"])
+
+
+def valid_accuracy(net, X, y):
+    """Share of validation samples whose most likely class is the true one."""
+    logits = net.forward(X)
+    return float((logits.argmax(dim=1).numpy() == np.asarray(y)).mean())
+
+
+def valid_r2(net, X, y):
+    """Coefficient of determination on the validation samples (averaged over outputs)."""
+    y_pred = net.forward(X).numpy()
+    y = np.asarray(y).reshape(y_pred.shape)
+    residual = ((y - y_pred) ** 2).sum(axis=0)
+    total = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    return float(np.mean(1 - residual / np.maximum(total, np.finfo(np.float64).tiny)))
+
+
+def resolve_device(device):
+    """'auto' -> 'cuda' when a GPU is present, else 'cpu'; anything else unchanged."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
