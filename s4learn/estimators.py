@@ -217,12 +217,11 @@ class S4Estimator(BaseEstimator):
         return net.initialize()
 
     def _callbacks(self):
-        callbacks = [("lr_schedule", CosineLR())]
+        callbacks = [("lr_schedule", CosineLR()), ("valid_score", EpochScoring(
+            self._valid_score, lower_is_better=False, name=self._valid_score_name))]
         if self.patience is not None:
             callbacks.append(("early_stopping", EarlyStopping(
                 monitor="valid_loss", patience=self.patience, load_best=True)))
-        callbacks.append(("valid_score", EpochScoring(
-            self._valid_score, lower_is_better=False, name=self._valid_score_name)))
         if self.verbose and sys.stderr.isatty():
             callbacks.append(("progress_bar", ProgressBar()))
         return callbacks + copy.deepcopy(list(self.callbacks or []))
@@ -266,7 +265,7 @@ class S4Estimator(BaseEstimator):
         """Network outputs for ``X`` as a float64 array (n_samples, n_outputs)."""
         check_is_fitted(self)
         X = check_sequences(self, X, reset=False)
-        with torch.no_grad():
+        with torch.random.fork_rng(devices=[]), torch.no_grad():  # loaders draw a seed
             outputs = self.net_.forward(self._scale_inputs(X), device="cpu")
         return outputs.numpy().astype(np.float64)
 

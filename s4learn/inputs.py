@@ -110,14 +110,14 @@ def _image_pixels(X, layout):
 
 
 def _guess_layout(shape):
-    channels_last = shape[3] in _IMAGE_CHANNELS
-    channels_first = shape[1] in _IMAGE_CHANNELS
-    if channels_last and not channels_first:
-        return "NHWC"
-    if channels_first and not channels_last:
-        return "NCHW"
-    if channels_last and channels_first and shape[1] == shape[3]:
-        return "NHWC"  # e.g. 3x3 RGB; either reading gives the same channel count
+    # the channel axis is the one of size 1, 3 or 4 that is smaller than the other axes
+    candidates = {"NHWC": shape[3], "NCHW": shape[1]}
+    plausible = {layout: size for layout, size in candidates.items()
+                 if size in _IMAGE_CHANNELS and size < min(shape[2], max(shape[1], shape[3]))}
+    if len(plausible) == 1:
+        return next(iter(plausible))
+    if len(plausible) == 2 and candidates["NHWC"] != candidates["NCHW"]:
+        return min(plausible, key=plausible.get)
     raise ValueError(f"cannot tell where the channels are in images of shape {shape}; "
                      f"set image_layout='NHWC' or image_layout='NCHW'")
 

@@ -1,0 +1,23 @@
+"""A DataFrame Pipeline (ColumnTransformer + S4Classifier) tuned with GridSearchCV."""
+
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from s4learn import S4Classifier
+
+digits = load_digits(as_frame=True)
+X, y = digits.data, digits.target
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
+                                                    random_state=0)
+scale = ColumnTransformer([("scale", StandardScaler(), list(X.columns))])
+pipe = make_pipeline(scale, S4Classifier(n_layers=1, max_epochs=8, bidirectional=True,
+                                         dt_min=0.01, dt_max=1.0, random_state=0))
+grid = {"s4classifier__d_model": [16, 32], "s4classifier__lr": [0.01, 0.03]}
+search = GridSearchCV(pipe, grid, cv=2, n_jobs=2).fit(X_train, y_train)
+print("best parameters:", search.best_params_)
+print(f"test accuracy: {search.score(X_test, y_test):.3f}")
+assert isinstance(X_test, pd.DataFrame)

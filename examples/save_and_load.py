@@ -1,0 +1,19 @@
+"""Save a fitted estimator with joblib and load it back: identical predictions."""
+
+import tempfile
+from pathlib import Path
+
+import joblib
+import numpy as np
+from sklearn.datasets import load_digits
+
+from s4learn import S4Classifier
+
+X, y = load_digits(return_X_y=True)
+clf = S4Classifier(d_model=16, n_layers=1, max_epochs=5, random_state=0).fit(X, y)
+with tempfile.TemporaryDirectory() as folder:
+    path = Path(folder) / "digits.joblib"
+    joblib.dump(clf, path)
+    loaded = joblib.load(path)
+np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+print("loaded model predicts identically:", loaded.predict(X[:10]))

@@ -1,0 +1,114 @@
+"""The S4D layer and network: recurrence equals convolution, causality, optimizer groups."""
+
+import numpy as np
+import pytest
+import torch
+
+from s4learn.nn import S4D, S4DKernel, S4Model, param_groups
+from s4learn.nn.kernel import init_A
+
+
+def run_steps(layer, x):
+    state = layer.default_state(x.shape[0])
+    outputs = []
+    for t in range(x.shape[1]):
+        y_t, state = layer.step(x[:, t], state)
+        outputs.append(y_t)
+    return torch.stack(outputs, dim=1)
+
+
+def relative_error(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.mark.parametrize("init", ["lin", "inv", "legs"])
+@pytest.mark.parametrize("length,d_state", [(1, 2), (17, 8), (256, 64), (3000, 16)])
+def test_step_reproduces_forward(init, length, d_state):
+    torch.manual_seed(0)
+    layer = S4D(d_model=4, d_state=d_state, init=init, dt_max=0.5).eval()
+    x = torch.randn(2, length, 4)
+    with torch.no_grad():
+        assert relative_error(run_steps(layer, x), layer(x)) < 1e-4
+
+
+def test_kernel_is_the_impulse_response_of_the_recurrence():
+    torch.manual_seed(1)
+    kernel = S4DKernel(d_model=3, d_state=8, init="lin")
+    dtA, dB, C = kernel.discretize()
+    L = 20
+    state = torch.zeros(3, 4, dtype=torch.cfloat)
+    impulse_response = []
+    for t in range(L):
+        state = torch.exp(dtA) * state + dB * (1.0 if t == 0 else 0.0)
+        impulse_response.append(2 * (C[0] * state).sum(-1).real)
+    expected = torch.stack(impulse_response, dim=-1)
+    torch.testing.assert_close(kernel(L)[0], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_causality(bidirectional):
+    torch.manual_seed(2)
+    layer = S4D(d_model=4, d_state=8, bidirectional=bidirectional).eval()
+    x = torch.randn(1, 50, 4)
+    x_changed = x.clone()
+    x_changed[:, 30:] += torch.randn(1, 20, 4)
+    with torch.no_grad():
+        y, y_changed = layer(x), layer(x_changed)
+    past_unchanged = torch.allclose(y[:, :30], y_changed[:, :30], atol=1e-6)
+    assert past_unchanged != bidirectional  # a bidirectional layer sees the future
+    assert not torch.allclose(y[:, 30:], y_changed[:, 30:], atol=1e-3)
+
+
+def test_step_on_bidirectional_layer_is_an_error():
+    layer = S4D(d_model=4, d_state=8, bidirectional=True)
+    with pytest.raises(ValueError, match="bidirectional"):
+        layer.step(torch.zeros(1, 4), layer.default_state(1))
+
+
+def test_legs_init_matches_hippo_spectrum():
+    N = 16
+    A = init_A(N, "legs")
+    q = np.arange(N)
+    r = np.sqrt(2 * q + 1)
+    hippo = -np.tril(np.outer(r, r), -1) - np.diag(q + 1)
+    normal = hippo + np.outer(np.sqrt(q + 0.5), np.sqrt(q + 0.5))
+    eigenvalues = np.linalg.eigvals(normal)
+    upper = np.sort(eigenvalues[eigenvalues.imag > 0].imag)
+    np.testing.assert_allclose(A.real, -0.5)
+    np.testing.assert_allclose(A.imag, upper, rtol=1e-8)
+
+
+def test_inits_differ_and_bad_init_is_rejected():
+    assert not np.allclose(init_A(8, "lin"), init_A(8, "inv"))
+    with pytest.raises(ValueError, match="init must be one of"):
+        S4DKernel(4, init="hippo")
+    with pytest.raises(ValueError, match="d_state must be an even number"):
+        S4DKernel(4, d_state=7)
+
+
+def test_ssm_parameters_get_their_own_learning_rate_and_no_weight_decay():
+    model = S4Model(d_input=2, d_output=3, d_model=8, n_layers=2, d_state=4)
+    groups = param_groups(model, lr=0.01, weight_decay=0.1)
+    by_parameter = {id(p): g for g in groups for p in g["params"]}
+    kernel = model.layers[0].kernel
+    for parameter in (kernel.log_dt, kernel.log_A_real, kernel.A_imag):
+        assert by_parameter[id(parameter)]["lr"] == 0.001
+        assert by_parameter[id(parameter)]["weight_decay"] == 0.0
+    assert by_parameter[id(kernel.C)]["lr"] == 0.01
+    assert by_parameter[id(model.encoder.weight)]["weight_decay"] == 0.1
+    small_lr = param_groups(model, lr=1e-4, weight_decay=0.0)
+    assert max(g["lr"] for g in small_lr) == 1e-4  # the SSM rate is a ceiling
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("prenorm,pool", [(False, "mean"), (True, "last")])
+def test_model_maps_sequences_to_outputs(prenorm, pool):
+    model = S4Model(d_input=3, d_output=5, d_model=8, n_layers=2, d_state=4,
+                    prenorm=prenorm, pool=pool).eval()
+    x = torch.randn(4, 12, 3)
+    out = model(x)
+    assert out.shape == (4, 5)
+    if pool == "last":  # a causal model pooled at the last step sees every input
+        x2 = x.clone()
+        x2[:, 0] += 1.0
+        assert not torch.allclose(model(x2), out)
