@@ -148,8 +148,21 @@ class S4Estimator(BaseEstimator):
         return self._fit(X, y, sample_weight, validation_data, reset=reset,
                          epochs=self.max_epochs, schedule=True)
 
+    def _resume_fit(self, X, y, net, torch_rng_state, sample_weight=None,
+                    validation_data=None):
+        """Finish a ``fit`` that was interrupted, from a net saved at an epoch's end.
+
+        ``net`` (with its optimizer, history and learning-rate schedule) and
+        ``torch_rng_state`` (torch's RNG state when it was saved) come from a checkpoint
+        of a ``fit`` of an estimator with the same parameters on the same data; training
+        goes on until ``max_epochs`` epochs in all, as the uninterrupted fit would.
+        """
+        return self._fit(X, y, sample_weight, validation_data, reset=True,
+                         epochs=self.max_epochs, schedule=True,
+                         resume_from=(net, torch_rng_state))
+
     def _fit(self, X, y, sample_weight, validation_data, *, reset, epochs, schedule,
-             classes=None):
+             classes=None, resume_from=None):
         self._check_hyperparameters()
         X, y = check_sequences(self, X, y, reset=reset, **self._target_check_params())
         y = self._encode_targets(y, reset=reset, classes=classes)
@@ -157,13 +170,18 @@ class S4Estimator(BaseEstimator):
         if reset:
             self._fit_input_scaling(X)
             self.n_epochs_ = 0
-        with self._torch_rng(reset):
-            if reset:
-                self.net_ = self._build_net(X.shape[-1])
+        if resume_from is not None:
+            self.net_, self.torch_rng_state_ = resume_from
+            epochs -= len(self.net_.history)  # the saved schedule already counts them
+        with self._torch_rng(reset and resume_from is None):
+            if resume_from is None:
+                if reset:
+                    self.net_ = self._build_net(X.shape[-1])
+                self._set_schedule(total=epochs if schedule else None)
             self.net_.train_split = self._train_split(validation_data)
-            self._set_schedule(total=epochs if schedule else None)
-            self.net_.partial_fit({"x": self._scale_inputs(X), "sample_weight": weight}, y,
-                                  epochs=epochs)
+            if epochs > 0:
+                self.net_.partial_fit({"x": self._scale_inputs(X), "sample_weight": weight},
+                                      y, epochs=epochs)
         self.n_epochs_ = len(self.net_.history)
         return self
 

@@ -1,0 +1,136 @@
+"""Data sets as numpy arrays ready for :class:`S4Classifier` / :class:`S4Regressor`.
+
+- :func:`load_digits_images`: scikit-learn's 8x8 handwritten digits, embedded, no download;
+- :func:`load_mnist`, :func:`load_cifar10`: the torchvision data sets, read from (or
+  downloaded to) a root folder in torchvision's own layout;
+- :func:`load_table`: a ``.csv`` or ``.parquet`` file as a DataFrame.
+
+Images come back as ``uint8`` arrays ``(n, H, W)`` or ``(n, H, W, C)`` and labels as
+``int64``; pass images to the estimators with ``input_type="image"``.
+"""
+
+import gzip
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def load_digits_images():
+    """The 1797 handwritten digits of :func:`sklearn.datasets.load_digits` as images.
+
+    Returns
+    -------
+    X : ndarray of shape (1797, 8, 8), uint8
+        Pixel intensities from 0 to 16.
+    y : ndarray of shape (1797,), int64
+        The digit shown, 0 to 9.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.images.astype(np.uint8), digits.target.astype(np.int64)
+
+
+def load_mnist(root, train=True, download=False):
+    """MNIST handwritten digits through :class:`torchvision.datasets.MNIST`.
+
+    Parameters
+    ----------
+    root : str or path
+        Folder holding ``MNIST/raw`` with the IDX files (plain or ``.gz``).
+    train : bool, default=True
+        The 60000 training images, else the 10000 test images.
+    download : bool, default=False
+        Download the files into ``root`` when they are missing.
+
+    Returns
+    -------
+    X : ndarray of shape (n, 28, 28), uint8
+    y : ndarray of shape (n,), int64
+    """
+    from torchvision.datasets import MNIST
+
+    _extract_gzipped_idx(Path(root) / "MNIST" / "raw")
+    dataset = _open_torchvision(MNIST, root, train, download)
+    return dataset.data.numpy(), dataset.targets.numpy().astype(np.int64)
+
+
+def load_cifar10(root, train=True, download=False, grayscale=False):
+    """CIFAR-10 colour images through :class:`torchvision.datasets.CIFAR10`.
+
+    Parameters
+    ----------
+    root : str or path
+        Folder holding ``cifar-10-batches-py`` (the extracted python batches).
+    train : bool, default=True
+        The 50000 training images, else the 10000 test images.
+    download : bool, default=False
+        Download and extract the archive into ``root`` when it is missing.
+    grayscale : bool, default=False
+        Return one luminance channel ``(n, 32, 32)`` instead of RGB ``(n, 32, 32, 3)``.
+
+    Returns
+    -------
+    X : ndarray of shape (n, 32, 32, 3) or (n, 32, 32), uint8
+    y : ndarray of shape (n,), int64
+    """
+    from torchvision.datasets import CIFAR10
+
+    dataset = _open_torchvision(CIFAR10, root, train, download)
+    X = np.asarray(dataset.data, dtype=np.uint8)
+    if grayscale:
+        luminance = X @ np.array([0.299, 0.587, 0.114])
+        X = np.clip(np.rint(luminance), 0, 255).astype(np.uint8)
+    return X, np.asarray(dataset.targets, dtype=np.int64)
+
+
+def load_table(path):
+    """Read a ``.csv`` or ``.parquet`` file into a DataFrame.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist.
+    ValueError
+        When the suffix is neither ``.csv`` nor ``.parquet``, or the file cannot be read
+        or holds no rows.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise ValueError(f"{path}: expected a .csv or .parquet file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except Exception as error:  # the readers raise many types for a bad file
+        raise ValueError(f"{path}: cannot read the file as {suffix[1:]}: {error}") from None
+    if frame.empty:
+        raise ValueError(f"{path}: the file holds no rows")
+    return frame
+
+
+def _open_torchvision(dataset_class, root, train, download):
+    try:
+        return dataset_class(root=str(root), train=train, download=download)
+    except RuntimeError as error:
+        raise FileNotFoundError(f"{dataset_class.__name__} not found or corrupt under "
+                                f"{root}: {error}") from None
+
+
+def _extract_gzipped_idx(raw_folder):
+    """Unpack ``*.gz`` IDX files that lack their plain copy (torchvision reads plain)."""
+    for name in _MNIST_FILES:
+        plain, packed = raw_folder / name, raw_folder / f"{name}.gz"
+        if packed.is_file() and not plain.is_file():
+            partial = plain.with_suffix(".partial")
+            with gzip.open(packed, "rb") as source, open(partial, "wb") as target:
+                shutil.copyfileobj(source, target)
+            os.replace(partial, plain)
