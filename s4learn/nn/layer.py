@@ -30,6 +30,9 @@ class S4D(nn.Module):
     ssm_lr : float or None, default=0.001
         Learning rate attached to the SSM parameters dt and A (see
         :func:`s4learn.nn.param_groups`).
+    mode : {"fast", "plain"}, default="fast"
+        How the kernel and the convolution are computed (see :class:`S4DKernel`);
+        ``"plain"`` is the reference path. Settable later through :attr:`mode`.
 
     Examples
     --------
@@ -41,17 +44,27 @@ class S4D(nn.Module):
     """
 
     def __init__(self, d_model, d_state=64, dropout=0.0, bidirectional=False, init="legs",
-                 dt_min=0.001, dt_max=0.1, ssm_lr=0.001):
+                 dt_min=0.001, dt_max=0.1, ssm_lr=0.001, mode="fast"):
         super().__init__()
         self.d_model = d_model
         self.d_state = d_state
         self.bidirectional = bidirectional
         self.kernel = S4DKernel(d_model, d_state, channels=2 if bidirectional else 1,
-                                init=init, dt_min=dt_min, dt_max=dt_max, lr=ssm_lr)
+                                init=init, dt_min=dt_min, dt_max=dt_max, lr=ssm_lr,
+                                mode=mode)
         self.D = nn.Parameter(torch.randn(d_model))
         self.activation = nn.GELU()
         self.dropout = nn.Dropout(dropout)
         self.output_linear = nn.Linear(d_model, 2 * d_model)
+
+    @property
+    def mode(self):
+        """``"fast"`` or ``"plain"``: the kernel's :attr:`S4DKernel.mode`."""
+        return self.kernel.mode
+
+    @mode.setter
+    def mode(self, mode):
+        self.kernel.mode = mode
 
     def forward(self, u):
         """Apply the layer to ``u`` of shape (batch, length, d_model)."""
@@ -60,6 +73,20 @@ class S4D(nn.Module):
 
     def ssm_convolution(self, u):
         """The SSM part alone: ``y = K * u + D u``, shapes (B, L, H) -> (B, L, H)."""
+        if self.mode == "plain":
+            return self._plain_convolution(u)
+        L = u.shape[-2]
+        kernels = self.kernel(L)  # (c H L)
+        k = torch.cat([kernels[0, :, :1] + self.D.unsqueeze(-1), kernels[0, :, 1:]],
+                      dim=-1)  # (H L), D u folded into the lag-0 tap
+        if self.bidirectional:
+            k = torch.cat([k, kernels[1].flip(-1)], dim=-1)  # (H 2L), lags -L..-1 last
+        k_f = torch.fft.rfft(k, n=2 * L)  # (H L+1)
+        u_f = torch.fft.rfft(u.transpose(-1, -2), n=2 * L)  # (B H L+1)
+        y = torch.fft.irfft(u_f * k_f, n=2 * L)[..., :L]  # (B H L)
+        return y.transpose(-1, -2)
+
+    def _plain_convolution(self, u):
         L = u.shape[-2]
         k = self.kernel(L)  # (c H L)
         if self.bidirectional:
