@@ -162,11 +162,26 @@ def test_cache_not_pickled_and_copies_work():
     u = torch.randn(1, 30, 8)
     with torch.no_grad():
         y = layer(u)
-    assert layer.kernel._cache is not None
+    assert layer.kernel._cache is not None and layer._cache is not None
     buffer = io.BytesIO()
     torch.save(layer, buffer)
     for clone in (pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer)):
-        assert clone.kernel._cache is None
+        assert clone.kernel._cache is None and clone._cache is None
         with torch.no_grad():
             assert torch.equal(clone(u), y)
     assert layer.kernel._cache is not None
+
+
+def test_layer_cache_dropped_after_optimizer_step():
+    torch.manual_seed(0)
+    layer = S4D(8, 16).eval()
+    u = torch.randn(2, 30, 8)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    with torch.no_grad():
+        y = layer(u)
+    layer(u).sum().backward()
+    optimizer.step()
+    with torch.no_grad():
+        y_new = layer(u)
+    assert not torch.equal(y_new, y)
+    assert_close(y_new, layer(u).detach())

@@ -117,7 +117,7 @@ class S4DKernel(nn.Module):
             return self.vandermonde_kernel(L)
         if torch.is_grad_enabled():
             return self.fast_kernel(L)
-        key = self._cache_key(L)
+        key = cache_key(self, L)
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, self.fast_kernel(L))
         return self._cache[1]
@@ -127,12 +127,6 @@ class S4DKernel(nn.Module):
         dtA, dB, C = self.discretize()
         W = C * dB  # (c H N/2)
         return vandermonde(dtA.real, dtA.imag, W.real, W.imag, L)
-
-    def _cache_key(self, L):
-        # parametrized attributes (torch.nn.utils.parametrize) are computed from
-        # tensors that all show up in parameters() and buffers()
-        tensors = list(self.parameters()) + list(self.buffers())
-        return (L,) + tuple((t._version, t.data_ptr(), t.device, t.dtype) for t in tensors)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -145,6 +139,17 @@ class S4DKernel(nn.Module):
         l = torch.arange(L, device=dtA.device)
         dA_pow = torch.exp(dtA.unsqueeze(-1) * l)  # (H N/2 L)
         return 2 * torch.einsum("chn,hnl->chl", C * dB, dA_pow).real
+
+
+def cache_key(module, L):
+    """Key of a value computed from ``module``'s tensors for length ``L``.
+
+    It changes when any parameter or buffer is modified in place (optimizer step,
+    ``load_state_dict``), replaced, moved or cast. Parametrized attributes
+    (``torch.nn.utils.parametrize``) are computed from tensors that are all listed.
+    """
+    tensors = list(module.parameters()) + list(module.buffers())
+    return (L,) + tuple((t._version, t.data_ptr(), t.device, t.dtype) for t in tensors)
 
 
 def vandermonde(dtA_real, dtA_imag, W_real, W_imag, L, chunk=None):
