@@ -5,7 +5,6 @@ minimum over repeats, plain and fast interleaved so that both see the same load.
 """
 
 import argparse
-import resource
 import subprocess
 import sys
 import time
@@ -55,17 +54,26 @@ def layer_timings(B, L, H, N, repeats):
 
 
 def kernel_peak_memory(mode):
-    """Peak RSS growth (MiB) of kernel forward+backward, in a fresh subprocess."""
+    """Peak RSS growth (MiB) of kernel forward+backward, in a fresh subprocess.
+
+    The peak (VmHWM) is reset through ``/proc/self/clear_refs`` after a warm-up, so this
+    needs Linux.
+    """
     L, H, N = MEMORY_SHAPE
     code = (
-        "import resource, torch\n"
+        "import torch\n"
+        "def status(field):\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith(field):\n"
+        "            return int(line.split()[1])\n"
         "from s4learn.nn import S4DKernel\n"
         "torch.set_num_threads(2)\n"
         f"kernel = S4DKernel({H}, {N}, mode={mode!r})\n"
         "kernel(16).sum().backward()\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "open('/proc/self/clear_refs', 'w').write('5')\n"
+        "base = status('VmRSS')\n"
         f"kernel({L}).sum().backward()\n"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)\n")
+        "print((status('VmHWM') - base) / 1024)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     return float(out.stdout.strip())
