@@ -13,6 +13,8 @@ import torch
 from torch import nn
 
 INITS = ("lin", "inv", "legs")
+MODES = ("fast", "plain")
+CHUNK_ELEMENTS = 2 ** 21  # size of the (H N l) block of powers built at a time
 
 
 def init_A(d_state, init):
@@ -66,11 +68,18 @@ class S4DKernel(nn.Module):
     lr : float or None, default=0.001
         Learning rate attached to ``log_dt``, ``log_A_real`` and ``A_imag`` (read by
         :func:`s4learn.nn.param_groups`); they are never weight-decayed.
+    mode : {"fast", "plain"}, default="fast"
+        How :meth:`forward` computes the kernel. ``"fast"``: real arithmetic in chunks
+        of time steps with a backward pass that recomputes the powers of ``dA``
+        (:func:`vandermonde`), and, without autograd, a cache of the last kernel.
+        ``"plain"``: :meth:`vandermonde_kernel`, the reference.
     """
 
     def __init__(self, d_model, d_state=64, channels=1, init="legs", dt_min=0.001,
-                 dt_max=0.1, lr=0.001):
+                 dt_max=0.1, lr=0.001, mode="fast"):
         super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if d_state < 2 or d_state % 2:
             raise ValueError(f"d_state must be an even number >= 2, got {d_state}")
         if not 0 < dt_min <= dt_max:
@@ -84,6 +93,8 @@ class S4DKernel(nn.Module):
         self.log_dt = _ssm_parameter(log_dt, lr)
         self.log_A_real = _ssm_parameter(torch.log(-A.real), lr)
         self.A_imag = _ssm_parameter(A.imag, lr)
+        self.mode = mode
+        self._cache = None  # (key, kernel); never part of the state_dict or a pickle
 
     def discretize(self):
         """ZOH discretisation: ``(dtA, dB, C)`` of shapes (H N/2), (H N/2), (c H N/2).
@@ -97,8 +108,30 @@ class S4DKernel(nn.Module):
         return dtA, (torch.exp(dtA) - 1.0) / A, torch.view_as_complex(self.C)
 
     def forward(self, L):
-        """Kernel of length ``L``, shape (c, H, L)."""
-        return self.vandermonde_kernel(L)
+        """Kernel of length ``L``, shape (c, H, L), computed as :attr:`mode` says.
+
+        In ``"fast"`` mode with autograd disabled, the kernel is cached and reused for
+        the same ``L`` until a parameter changes (in place, replaced, moved or cast).
+        """
+        if self.mode == "plain":
+            return self.vandermonde_kernel(L)
+        if torch.is_grad_enabled():
+            return self.fast_kernel(L)
+        key = cache_key(self, L)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self.fast_kernel(L))
+        return self._cache[1]
+
+    def fast_kernel(self, L):
+        """Same kernel as :meth:`vandermonde_kernel` through :func:`vandermonde`."""
+        dtA, dB, C = self.discretize()
+        W = C * dB  # (c H N/2)
+        return vandermonde(dtA.real, dtA.imag, W.real, W.imag, L)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cache"] = None
+        return state
 
     def vandermonde_kernel(self, L):
         """Plain kernel K_l = 2 Re(sum_n C_n dB_n dA_n^l), materialising (c, H, N/2, L)."""
@@ -106,6 +139,90 @@ class S4DKernel(nn.Module):
         l = torch.arange(L, device=dtA.device)
         dA_pow = torch.exp(dtA.unsqueeze(-1) * l)  # (H N/2 L)
         return 2 * torch.einsum("chn,hnl->chl", C * dB, dA_pow).real
+
+
+def cache_key(module, L):
+    """Key of a value computed from ``module``'s tensors for length ``L``.
+
+    It changes when any parameter or buffer is modified in place (optimizer step,
+    ``load_state_dict``), replaced, moved or cast. Parametrized attributes
+    (``torch.nn.utils.parametrize``) are computed from tensors that are all listed.
+    """
+    tensors = list(module.parameters()) + list(module.buffers())
+    return (L,) + tuple((t._version, t.data_ptr(), t.device, t.dtype) for t in tensors)
+
+
+def vandermonde(dtA_real, dtA_imag, W_real, W_imag, L, chunk=None):
+    """Kernel ``K_l = 2 Re(sum_n W_n exp(dtA_n l))`` in real arithmetic, shape (c, H, L).
+
+    Neither pass holds more than one chunk of powers ``exp(dtA l)``: the backward pass
+    recomputes them chunk by chunk.
+
+    Parameters
+    ----------
+    dtA_real, dtA_imag : Tensor of shape (H, N/2)
+        Real and imaginary parts of ``dt * A``.
+    W_real, W_imag : Tensor of shape (c, H, N/2)
+        Real and imaginary parts of ``W = C * dB``.
+    L : int
+        Kernel length.
+    chunk : int, optional
+        Time steps per chunk; by default about ``CHUNK_ELEMENTS / (H N)``.
+
+    Returns
+    -------
+    Tensor of shape (c, H, L)
+    """
+    if chunk is None:
+        chunk = max(16, CHUNK_ELEMENTS // dtA_real.numel() // 2)
+    return _Vandermonde.apply(dtA_real, dtA_imag, W_real, W_imag, L, chunk)
+
+
+def _powers(dtA_real, dtA_imag, l):
+    """``[Re; Im]`` of ``exp(dtA l)`` for the time steps ``l``: shape (H N L')."""
+    dtA_l_real = dtA_real.unsqueeze(-1) * l  # (H N/2 L')
+    dtA_l_imag = dtA_imag.unsqueeze(-1) * l
+    magnitude = torch.exp(dtA_l_real)
+    return torch.cat([magnitude * torch.cos(dtA_l_imag),
+                      magnitude * torch.sin(dtA_l_imag)], dim=1)
+
+
+def _chunks(L, chunk, like):
+    for l0 in range(0, L, chunk):
+        l1 = min(L, l0 + chunk)
+        yield l0, l1, torch.arange(l0, l1, device=like.device, dtype=like.dtype)
+
+
+class _Vandermonde(torch.autograd.Function):
+    """Autograd for :func:`vandermonde`; see there for the shapes."""
+
+    @staticmethod
+    def forward(ctx, dtA_real, dtA_imag, W_real, W_imag, L, chunk):
+        ctx.save_for_backward(dtA_real, dtA_imag, W_real, W_imag)
+        ctx.L, ctx.chunk = L, chunk
+        W = 2 * torch.cat([W_real, -W_imag], dim=-1).transpose(0, 1)  # (H c N)
+        K = W.new_empty(W.shape[0], W.shape[1], L)  # (H c L)
+        for l0, l1, l in _chunks(L, chunk, dtA_real):
+            torch.bmm(W, _powers(dtA_real, dtA_imag, l), out=K[..., l0:l1])
+        return K.transpose(0, 1)  # (c H L)
+
+    @staticmethod
+    def backward(ctx, grad_K):
+        dtA_real, dtA_imag, W_real, W_imag = ctx.saved_tensors
+        c, n = W_real.shape[0], W_real.shape[-1]
+        G = 2 * grad_K.transpose(0, 1)  # (H c L)
+        grad_W = G.new_zeros(G.shape[0], 2 * c, 2 * n)  # (H 2c N): rows G, then l G
+        for l0, l1, l in _chunks(ctx.L, ctx.chunk, dtA_real):
+            G_chunk = G[..., l0:l1]
+            G_chunk = torch.cat([G_chunk, G_chunk * l], dim=1)  # (H 2c L')
+            P = _powers(dtA_real, dtA_imag, l)  # (H N L')
+            grad_W.baddbmm_(G_chunk, P.transpose(1, 2))
+        grad_W = grad_W.transpose(0, 1)  # (2c H N)
+        S_real, S_imag = grad_W[c:, ..., :n], grad_W[c:, ..., n:]  # sum_l l G exp(dtA l)
+        grad_dtA_real = (W_real * S_real - W_imag * S_imag).sum(0)
+        grad_dtA_imag = -(W_real * S_imag + W_imag * S_real).sum(0)
+        return (grad_dtA_real, grad_dtA_imag, grad_W[:c, ..., :n], -grad_W[:c, ..., n:],
+                None, None)
 
 
 def _ssm_parameter(tensor, lr):

@@ -4,7 +4,55 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .kernel import S4DKernel
+from .kernel import S4DKernel, cache_key
+
+
+def fft_convolution(u, k):
+    """First L steps of the circular convolution of ``u`` (B, L, H) with ``k`` (H, M).
+
+    ``M <= 2L``; the FFT has length 2L, so a kernel of length L gives the causal
+    convolution and the last L taps of a length-2L kernel act at lags -L..-1. The
+    backward pass reuses the forward spectra and needs one real FFT and one inverse
+    real FFT of batch size (instead of a full complex FFT).
+
+    Returns
+    -------
+    Tensor of shape (B, L, H)
+    """
+    return _FFTConvolution.apply(u, k)
+
+
+def _spectral_convolution(u, k_f):
+    """:func:`fft_convolution` of ``u`` (B, L, H) with a kernel given by its spectrum."""
+    n = 2 * u.shape[-2]
+    u_f = torch.fft.rfft(u.transpose(-1, -2), n=n)  # (B H n/2+1)
+    return torch.fft.irfft(u_f * k_f, n=n)[..., :n // 2].transpose(-1, -2)
+
+
+class _FFTConvolution(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, k):
+        n = 2 * u.shape[-2]
+        u_f = torch.fft.rfft(u.transpose(-1, -2), n=n)  # (B H n/2+1)
+        k_f = torch.fft.rfft(k, n=n)  # (H n/2+1)
+        ctx.save_for_backward(u_f, k_f)
+        ctx.k_length = k.shape[-1]
+        y = torch.fft.irfft(u_f * k_f, n=n)[..., :n // 2]  # (B H L)
+        return y.transpose(-1, -2)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        u_f, k_f = ctx.saved_tensors
+        n = 2 * grad_y.shape[-2]
+        g_f = torch.fft.rfft(grad_y.transpose(-1, -2), n=n)  # (B H n/2+1)
+        grad_u = grad_k = None
+        if ctx.needs_input_grad[0]:
+            grad_u = torch.fft.irfft(g_f * k_f.conj(), n=n)[..., :n // 2]  # (B H L)
+            grad_u = grad_u.transpose(-1, -2)
+        if ctx.needs_input_grad[1]:
+            grad_k_f = torch.einsum("bhf,bhf->hf", g_f, u_f.conj())  # (H n/2+1)
+            grad_k = torch.fft.irfft(grad_k_f, n=n)[..., :ctx.k_length]
+        return grad_u, grad_k
 
 
 class S4D(nn.Module):
@@ -30,6 +78,9 @@ class S4D(nn.Module):
     ssm_lr : float or None, default=0.001
         Learning rate attached to the SSM parameters dt and A (see
         :func:`s4learn.nn.param_groups`).
+    mode : {"fast", "plain"}, default="fast"
+        How the kernel and the convolution are computed (see :class:`S4DKernel`);
+        ``"plain"`` is the reference path. Settable later through :attr:`mode`.
 
     Examples
     --------
@@ -41,17 +92,28 @@ class S4D(nn.Module):
     """
 
     def __init__(self, d_model, d_state=64, dropout=0.0, bidirectional=False, init="legs",
-                 dt_min=0.001, dt_max=0.1, ssm_lr=0.001):
+                 dt_min=0.001, dt_max=0.1, ssm_lr=0.001, mode="fast"):
         super().__init__()
         self.d_model = d_model
         self.d_state = d_state
         self.bidirectional = bidirectional
         self.kernel = S4DKernel(d_model, d_state, channels=2 if bidirectional else 1,
-                                init=init, dt_min=dt_min, dt_max=dt_max, lr=ssm_lr)
+                                init=init, dt_min=dt_min, dt_max=dt_max, lr=ssm_lr,
+                                mode=mode)
         self.D = nn.Parameter(torch.randn(d_model))
         self.activation = nn.GELU()
         self.dropout = nn.Dropout(dropout)
         self.output_linear = nn.Linear(d_model, 2 * d_model)
+        self._cache = None  # (key, kernel spectrum) for prediction; never pickled
+
+    @property
+    def mode(self):
+        """``"fast"`` or ``"plain"``: the kernel's :attr:`S4DKernel.mode`."""
+        return self.kernel.mode
+
+    @mode.setter
+    def mode(self, mode):
+        self.kernel.mode = mode
 
     def forward(self, u):
         """Apply the layer to ``u`` of shape (batch, length, d_model)."""
@@ -60,6 +122,31 @@ class S4D(nn.Module):
 
     def ssm_convolution(self, u):
         """The SSM part alone: ``y = K * u + D u``, shapes (B, L, H) -> (B, L, H)."""
+        if self.mode == "plain":
+            return self._plain_convolution(u)
+        L = u.shape[-2]
+        if torch.is_grad_enabled():
+            return fft_convolution(u, self._kernel_with_skip(L))
+        key = cache_key(self, L)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, torch.fft.rfft(self._kernel_with_skip(L), n=2 * L))
+        return _spectral_convolution(u, self._cache[1])
+
+    def _kernel_with_skip(self, L):
+        """Kernel (H, L) or (H, 2L) with the skip term ``D u`` folded into lag 0."""
+        kernels = self.kernel(L)  # (c H L)
+        k = torch.cat([kernels[0, :, :1] + self.D.unsqueeze(-1), kernels[0, :, 1:]],
+                      dim=-1)  # (H L), D u folded into the lag-0 tap
+        if self.bidirectional:
+            k = torch.cat([k, kernels[1].flip(-1)], dim=-1)  # (H 2L), lags -L..-1 last
+        return k
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cache"] = None
+        return state
+
+    def _plain_convolution(self, u):
         L = u.shape[-2]
         k = self.kernel(L)  # (c H L)
         if self.bidirectional:

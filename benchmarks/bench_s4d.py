@@ -1,0 +1,147 @@
+"""Plain vs fast S4D path: training step, prediction, kernel memory, estimator overhead.
+
+Run ``python benchmarks/bench_s4d.py`` (``--quick`` for fewer repeats). Timings are the
+minimum over repeats, plain and fast interleaved so that both see the same load.
+"""
+
+import argparse
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from s4learn.nn import S4D, S4Model, S4DKernel, param_groups
+
+SHAPES = [(32, 64, 128, 64), (32, 784, 128, 64), (16, 1024, 128, 64)]  # (B L H N)
+MEMORY_SHAPE = (16384, 256, 64)  # (L H N)
+
+
+def interleaved_min(functions, repeats):
+    """Minimum wall time (ms) of each function, calls interleaved."""
+    for f in functions:
+        f()
+    times = [[] for _ in functions]
+    for _ in range(repeats):
+        for f, ts in zip(functions, times):
+            start = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - start)
+    return [1e3 * min(ts) for ts in times]
+
+
+def layer_timings(B, L, H, N, repeats):
+    """(train plain, train fast, predict plain, predict fast) in ms for one S4D layer."""
+    layer = S4D(H, N)
+    u = torch.randn(B, L, H, requires_grad=True)
+
+    def train(mode):
+        def step():
+            layer.mode = mode
+            layer(u).sum().backward()
+        return step
+
+    def predict(mode):
+        def step():
+            layer.mode = mode
+            with torch.no_grad():
+                layer(u)
+        return step
+
+    return interleaved_min([train("plain"), train("fast"), predict("plain"),
+                            predict("fast")], repeats)
+
+
+def kernel_peak_memory(mode):
+    """Peak RSS growth (MiB) of kernel forward+backward, in a fresh subprocess.
+
+    The peak (VmHWM) is reset through ``/proc/self/clear_refs`` after a warm-up, so this
+    needs Linux.
+    """
+    L, H, N = MEMORY_SHAPE
+    code = (
+        "import torch\n"
+        "def status(field):\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith(field):\n"
+        "            return int(line.split()[1])\n"
+        "from s4learn.nn import S4DKernel\n"
+        "torch.set_num_threads(2)\n"
+        f"kernel = S4DKernel({H}, {N}, mode={mode!r})\n"
+        "kernel(16).sum().backward()\n"
+        "open('/proc/self/clear_refs', 'w').write('5')\n"
+        "base = status('VmRSS')\n"
+        f"kernel({L}).sum().backward()\n"
+        "print((status('VmHWM') - base) / 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip())
+
+
+def bare_epoch(X, y, model_kwargs, batch_size, lr, weight_decay):
+    """One epoch of a bare PyTorch loop (AdamW, shuffled DataLoader); seconds."""
+    model = S4Model(**model_kwargs)
+    optimizer = torch.optim.AdamW(param_groups(model, lr, weight_decay), lr=lr,
+                                  weight_decay=weight_decay)
+    data = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True)
+    start = time.perf_counter()
+    model.train()
+    for xb, yb in loader:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(xb), yb)
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - start
+
+
+def estimator_epoch(X, y, settings):
+    """One epoch of ``S4Classifier.fit``; seconds."""
+    from s4learn import S4Classifier
+
+    clf = S4Classifier(max_epochs=1, verbose=0, device="cpu", random_state=0, **settings)
+    start = time.perf_counter()
+    clf.fit(X, y)
+    return time.perf_counter() - start
+
+
+def estimator_overhead(repeats):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((512, 64, 1)).astype(np.float32)
+    y = rng.integers(0, 4, 512)
+    settings = dict(d_model=64, n_layers=2, d_state=64, batch_size=32, dropout=0.1)
+    model_kwargs = dict(d_input=1, d_output=4, d_model=64, n_layers=2, d_state=64,
+                        dropout=0.1)
+    bare, est = [], []
+    for _ in range(repeats):
+        bare.append(bare_epoch(X, y, model_kwargs, 32, 0.01, 0.01))
+        est.append(estimator_epoch(X, y, settings))
+    return min(bare), min(est)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    args = parser.parse_args()
+    repeats = 3 if args.quick else 10
+    torch.set_num_threads(2)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32")
+    print("| B | L | H | N | train plain ms | train fast ms | ratio "
+          "| predict plain ms | predict fast ms | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for B, L, H, N in SHAPES:
+        tp, tf, pp, pf = layer_timings(B, L, H, N, repeats)
+        print(f"| {B} | {L} | {H} | {N} | {tp:.1f} | {tf:.1f} | {tf / tp:.2f} "
+              f"| {pp:.1f} | {pf:.1f} | {pf / pp:.2f} |", flush=True)
+    plain, fast = kernel_peak_memory("plain"), kernel_peak_memory("fast")
+    L, H, N = MEMORY_SHAPE
+    print(f"\nkernel fwd+bwd peak RSS growth, L={L} H={H} N={N}: plain {plain:.0f} MiB, "
+          f"fast {fast:.0f} MiB, ratio {fast / plain:.3f}", flush=True)
+    bare, est = estimator_overhead(2 if args.quick else 3)
+    print(f"\none epoch (512 x 64 x 1, d_model=64, n_layers=2, batch 32): bare loop "
+          f"{bare:.2f} s, S4Classifier.fit {est:.2f} s, ratio {est / bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""The fast S4D path against the plain reference path, and the prediction cache."""
+
+import copy
+import io
+import pickle
+
+import pytest
+import torch
+
+from s4learn.nn import S4D
+from s4learn.nn.kernel import S4DKernel, vandermonde
+
+RTOL = 1e-5
+
+
+def assert_close(actual, expected):
+    # relative error in norm: elementwise comparison is meaningless for entries that
+    # are sums of cancelling float32 terms
+    error = (actual - expected).norm() / expected.norm().clamp_min(1e-30)
+    assert error <= RTOL, f"relative error {error:.2e}"
+
+
+def outputs_and_gradients(layer, u, mode):
+    layer.mode = mode
+    layer.zero_grad()
+    u = u.detach().clone().requires_grad_(True)
+    y = layer(u)
+    weights = torch.randn(y.shape, generator=torch.Generator().manual_seed(1))
+    (y * weights).sum().backward()
+    return [y.detach(), u.grad] + [p.grad.clone() for p in layer.parameters()]
+
+
+@pytest.mark.parametrize("init", ["lin", "inv", "legs"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch, length", [(1, 1), (3, 17), (2, 64), (1, 333), (2, 1001)])
+def test_fast_layer_equals_plain(init, bidirectional, batch, length):
+    torch.manual_seed(0)
+    layer = S4D(8, 16, bidirectional=bidirectional, init=init)
+    u = torch.randn(batch, length, 8)
+    fast = outputs_and_gradients(layer, u, "fast")
+    plain = outputs_and_gradients(layer, u, "plain")
+    assert len(fast) == len(plain) == 2 + len(list(layer.parameters()))
+    for actual, expected in zip(fast, plain):
+        assert_close(actual, expected)
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64])
+def test_vandermonde_chunks(chunk):
+    torch.manual_seed(0)
+    kernel = S4DKernel(4, 8, channels=2)
+    dtA, dB, C = kernel.discretize()
+    W = C * dB
+    args = (dtA.real, dtA.imag, W.real, W.imag)
+    K = vandermonde(*args, 150, chunk=chunk)
+    grads = torch.autograd.grad((K ** 2).sum(), args)
+    dA_pow = torch.exp(torch.complex(*args[:2]).unsqueeze(-1) * torch.arange(150))
+    K_ref = 2 * torch.einsum("chn,hnl->chl", torch.complex(*args[2:]), dA_pow).real
+    grads_ref = torch.autograd.grad((K_ref ** 2).sum(), args)
+    assert_close(K, K_ref)
+    for actual, expected in zip(grads, grads_ref):
+        assert_close(actual, expected)
+
+
+def test_fast_kernel_float64():
+    torch.manual_seed(0)
+    kernel = S4DKernel(4, 8).to(torch.float64)
+    K = kernel(300)
+    assert K.dtype == torch.float64
+    assert torch.allclose(K, kernel.vandermonde_kernel(300), rtol=1e-10, atol=1e-12)
+
+
+def test_mode_is_validated():
+    with pytest.raises(ValueError, match="mode"):
+        S4DKernel(4, 8, mode="quick")
+
+
+def test_cached_prediction_equals_uncached():
+    torch.manual_seed(0)
+    layer = S4D(8, 16, bidirectional=True).eval()
+    u = torch.randn(2, 50, 8)
+    with torch.no_grad():
+        first, second = layer(u), layer(u)
+        assert layer.kernel._cache is not None
+    uncached = layer(u).detach()  # autograd enabled: no cache
+    layer.mode = "plain"
+    with torch.no_grad():
+        plain = layer(u)
+    assert torch.equal(first, second)
+    assert torch.equal(first, uncached)
+    assert_close(first, plain)
+
+
+def test_cache_only_without_autograd():
+    kernel = S4DKernel(4, 8)
+    kernel(20)
+    assert kernel._cache is None
+    with torch.no_grad():
+        K = kernel(20)
+        assert kernel(20) is K
+        assert kernel(21) is not K
+        assert kernel(21).shape == (1, 4, 21)
+
+
+def cached_kernel(kernel, L=20):
+    with torch.no_grad():
+        return kernel(L)
+
+
+def test_cache_dropped_after_optimizer_step():
+    kernel = S4DKernel(4, 8)
+    optimizer = torch.optim.SGD(kernel.parameters(), lr=0.1)
+    K = cached_kernel(kernel)
+    kernel(20).sum().backward()
+    optimizer.step()
+    K_new = cached_kernel(kernel)
+    assert K_new is not K and not torch.equal(K_new, K)
+    assert torch.equal(K_new, kernel.fast_kernel(20).detach())
+
+
+def test_cache_dropped_after_load_state_dict():
+    kernel, other = S4DKernel(4, 8), S4DKernel(4, 8)
+    K = cached_kernel(kernel)
+    kernel.load_state_dict(other.state_dict())
+    assert "_cache" not in str(list(kernel.state_dict()))
+    assert torch.equal(cached_kernel(kernel), cached_kernel(other))
+    assert not torch.equal(cached_kernel(kernel), K)
+
+
+def test_cache_dropped_after_to():
+    kernel = S4DKernel(4, 8)
+    K = cached_kernel(kernel)
+    kernel.to(torch.float64)
+    K64 = cached_kernel(kernel)
+    assert K64.dtype == torch.float64
+    kernel.to(torch.float32)
+    assert cached_kernel(kernel) is not K64
+    assert cached_kernel(kernel).dtype == torch.float32
+    assert_close(cached_kernel(kernel), K)
+
+
+def test_cache_follows_parametrization():
+    class Shift(torch.nn.Module):
+        def __init__(self, shape):
+            super().__init__()
+            self.delta = torch.nn.Parameter(torch.zeros(shape))
+
+        def forward(self, X):
+            return X + self.delta
+
+    kernel = S4DKernel(4, 8)
+    K = cached_kernel(kernel)
+    torch.nn.utils.parametrize.register_parametrization(kernel, "C", Shift(kernel.C.shape))
+    assert torch.equal(cached_kernel(kernel), K)
+    with torch.no_grad():
+        kernel.parametrizations.C[0].delta.add_(1.0)
+    assert not torch.equal(cached_kernel(kernel), K)
+    assert_close(cached_kernel(kernel), kernel.vandermonde_kernel(20).detach())
+
+
+def test_cache_not_pickled_and_copies_work():
+    layer = S4D(8, 16).eval()
+    u = torch.randn(1, 30, 8)
+    with torch.no_grad():
+        y = layer(u)
+    assert layer.kernel._cache is not None and layer._cache is not None
+    buffer = io.BytesIO()
+    torch.save(layer, buffer)
+    for clone in (pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer)):
+        assert clone.kernel._cache is None and clone._cache is None
+        with torch.no_grad():
+            assert torch.equal(clone(u), y)
+    assert layer.kernel._cache is not None
+
+
+def test_layer_cache_dropped_after_optimizer_step():
+    torch.manual_seed(0)
+    layer = S4D(8, 16).eval()
+    u = torch.randn(2, 30, 8)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    with torch.no_grad():
+        y = layer(u)
+    layer(u).sum().backward()
+    optimizer.step()
+    with torch.no_grad():
+        y_new = layer(u)
+    assert not torch.equal(y_new, y)
+    assert_close(y_new, layer(u).detach())
