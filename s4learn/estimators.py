@@ -96,8 +96,8 @@ class S4Estimator(BaseEstimator):
 
     def __init__(self, *, d_model=64, n_layers=4, d_state=64, dropout=0.1, prenorm=False,
                  bidirectional=False, init="legs", dt_min=0.001, dt_max=0.1, lr=0.01,
-                 weight_decay=0.01, batch_size=64, max_epochs=60, patience=None, validation_fraction=0.1, input_type="auto",
-                 image_layout="auto", grayscale=False, num_workers=0, device="auto",
+                 weight_decay=0.01, batch_size=64, max_epochs=60, patience=None,
+                 validation_fraction=0.1, input_type="auto", image_layout="auto", grayscale=False, num_workers=0, device="auto",
                  random_state=None, verbose=0, callbacks=None, warm_start=False):
         self.d_model = d_model
         self.n_layers = n_layers
@@ -328,8 +328,8 @@ class S4Classifier(ClassifierMixin, S4Estimator):
 
     def __init__(self, *, d_model=64, n_layers=4, d_state=64, dropout=0.1, prenorm=False,
                  bidirectional=False, init="legs", dt_min=0.001, dt_max=0.1, lr=0.01,
-                 weight_decay=0.01, batch_size=64, max_epochs=60, patience=None, validation_fraction=0.1, input_type="auto",
-                 image_layout="auto", grayscale=False, num_workers=0, device="auto",
+                 weight_decay=0.01, batch_size=64, max_epochs=60, patience=None,
+                 validation_fraction=0.1, input_type="auto", image_layout="auto", grayscale=False, num_workers=0, device="auto",
                  random_state=None, verbose=0, callbacks=None, warm_start=False,
                  class_weight=None):
         super().__init__(
