@@ -18,23 +18,29 @@ SHAPES = [(32, 64, 128, 64), (32, 784, 128, 64), (16, 1024, 128, 64)]  # (B L H 
 MEMORY_SHAPE = (16384, 256, 64)  # (L H N)
 
 
-def interleaved_min(functions, repeats):
+def interleaved_min(functions, repeats, device="cpu"):
     """Minimum wall time (ms) of each function, calls interleaved."""
+    def synchronize():
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
     for f in functions:
         f()
     times = [[] for _ in functions]
     for _ in range(repeats):
         for f, ts in zip(functions, times):
+            synchronize()
             start = time.perf_counter()
             f()
+            synchronize()
             ts.append(time.perf_counter() - start)
     return [1e3 * min(ts) for ts in times]
 
 
-def layer_timings(B, L, H, N, repeats):
+def layer_timings(B, L, H, N, repeats, device="cpu"):
     """(train plain, train fast, predict plain, predict fast) in ms for one S4D layer."""
-    layer = S4D(H, N)
-    u = torch.randn(B, L, H, requires_grad=True)
+    layer = S4D(H, N).to(device)
+    u = torch.randn(B, L, H, device=device, requires_grad=True)
 
     def train(mode):
         def step():
@@ -50,7 +56,7 @@ def layer_timings(B, L, H, N, repeats):
         return step
 
     return interleaved_min([train("plain"), train("fast"), predict("plain"),
-                            predict("fast")], repeats)
+                            predict("fast")], repeats, device)
 
 
 def kernel_peak_memory(mode):
@@ -106,14 +112,21 @@ def estimator_epoch(X, y, settings):
     return time.perf_counter() - start
 
 
+OVERHEAD_DATA = (1024, 256)  # (sequences, length): an epoch long enough to time
+
+
 def estimator_overhead(repeats):
+    """Minimum seconds of one epoch: (bare loop, estimator fit), after one warm-up each."""
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((512, 64, 1)).astype(np.float32)
-    y = rng.integers(0, 4, 512)
+    n, L = OVERHEAD_DATA
+    X = rng.standard_normal((n, L, 1)).astype(np.float32)
+    y = rng.integers(0, 4, n)
     settings = dict(d_model=64, n_layers=2, d_state=64, batch_size=32, dropout=0.1)
     model_kwargs = dict(d_input=1, d_output=4, d_model=64, n_layers=2, d_state=64,
                         dropout=0.1)
     bare, est = [], []
+    bare_epoch(X, y, model_kwargs, 32, 0.01, 0.01)
+    estimator_epoch(X, y, settings)
     for _ in range(repeats):
         bare.append(bare_epoch(X, y, model_kwargs, 32, 0.01, 0.01))
         est.append(estimator_epoch(X, y, settings))
@@ -123,23 +136,28 @@ def estimator_overhead(repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--device", default="cpu",
+                        help="device of the layer timings, e.g. cuda; memory and "
+                             "estimator overhead are always measured on the CPU")
     args = parser.parse_args()
     repeats = 3 if args.quick else 10
     torch.set_num_threads(2)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
+          f"layer timings on {args.device}")
     print("| B | L | H | N | train plain ms | train fast ms | ratio "
           "| predict plain ms | predict fast ms | ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for B, L, H, N in SHAPES:
-        tp, tf, pp, pf = layer_timings(B, L, H, N, repeats)
+        tp, tf, pp, pf = layer_timings(B, L, H, N, repeats, args.device)
         print(f"| {B} | {L} | {H} | {N} | {tp:.1f} | {tf:.1f} | {tf / tp:.2f} "
               f"| {pp:.1f} | {pf:.1f} | {pf / pp:.2f} |", flush=True)
     plain, fast = kernel_peak_memory("plain"), kernel_peak_memory("fast")
     L, H, N = MEMORY_SHAPE
     print(f"\nkernel fwd+bwd peak RSS growth, L={L} H={H} N={N}: plain {plain:.0f} MiB, "
           f"fast {fast:.0f} MiB, ratio {fast / plain:.3f}", flush=True)
-    bare, est = estimator_overhead(2 if args.quick else 3)
-    print(f"\none epoch (512 x 64 x 1, d_model=64, n_layers=2, batch 32): bare loop "
+    bare, est = estimator_overhead(2 if args.quick else 5)
+    n, L = OVERHEAD_DATA
+    print(f"\none epoch ({n} x {L} x 1, d_model=64, n_layers=2, batch 32): bare loop "
           f"{bare:.2f} s, S4Classifier.fit {est:.2f} s, ratio {est / bare:.2f}")
 
 

@@ -44,7 +44,7 @@ def test_fast_layer_equals_plain(init, bidirectional, batch, length):
         assert_close(actual, expected)
 
 
-@pytest.mark.parametrize("chunk", [1, 5, 64])
+@pytest.mark.parametrize("chunk", [1, 5, 64, 150, 256])  # 150, 256: one chunk
 def test_vandermonde_chunks(chunk):
     torch.manual_seed(0)
     kernel = S4DKernel(4, 8, channels=2)

@@ -198,12 +198,15 @@ class _Vandermonde(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, dtA_real, dtA_imag, W_real, W_imag, L, chunk):
-        ctx.save_for_backward(dtA_real, dtA_imag, W_real, W_imag)
         ctx.L, ctx.chunk = L, chunk
         W = 2 * torch.cat([W_real, -W_imag], dim=-1).transpose(0, 1)  # (H c N)
         K = W.new_empty(W.shape[0], W.shape[1], L)  # (H c L)
         for l0, l1, l in _chunks(L, chunk, dtA_real):
-            torch.bmm(W, _powers(dtA_real, dtA_imag, l), out=K[..., l0:l1])
+            P = _powers(dtA_real, dtA_imag, l)
+            torch.bmm(W, P, out=K[..., l0:l1])
+        # a single chunk is small enough to keep for the backward pass
+        ctx.powers = P if L <= chunk else None
+        ctx.save_for_backward(dtA_real, dtA_imag, W_real, W_imag)
         return K.transpose(0, 1)  # (c H L)
 
     @staticmethod
@@ -215,7 +218,7 @@ class _Vandermonde(torch.autograd.Function):
         for l0, l1, l in _chunks(ctx.L, ctx.chunk, dtA_real):
             G_chunk = G[..., l0:l1]
             G_chunk = torch.cat([G_chunk, G_chunk * l], dim=1)  # (H 2c L')
-            P = _powers(dtA_real, dtA_imag, l)  # (H N L')
+            P = ctx.powers if ctx.powers is not None else _powers(dtA_real, dtA_imag, l)
             grad_W.baddbmm_(G_chunk, P.transpose(1, 2))
         grad_W = grad_W.transpose(0, 1)  # (2c H N)
         S_real, S_imag = grad_W[c:, ..., :n], grad_W[c:, ..., n:]  # sum_l l G exp(dtA l)

@@ -26,7 +26,7 @@ def _spectral_convolution(u, k_f):
     """:func:`fft_convolution` of ``u`` (B, L, H) with a kernel given by its spectrum."""
     n = 2 * u.shape[-2]
     u_f = torch.fft.rfft(u.transpose(-1, -2), n=n)  # (B H n/2+1)
-    return torch.fft.irfft(u_f * k_f, n=n)[..., :n // 2].transpose(-1, -2)
+    return torch.fft.irfft(u_f * k_f, n=n)[..., :n // 2].transpose(-1, -2).contiguous()
 
 
 class _FFTConvolution(torch.autograd.Function):
@@ -38,7 +38,8 @@ class _FFTConvolution(torch.autograd.Function):
         ctx.save_for_backward(u_f, k_f)
         ctx.k_length = k.shape[-1]
         y = torch.fft.irfft(u_f * k_f, n=n)[..., :n // 2]  # (B H L)
-        return y.transpose(-1, -2)
+        # a (B, L, H)-contiguous result: elementwise kernels on mixed layouts are slow
+        return y.transpose(-1, -2).contiguous()
 
     @staticmethod
     def backward(ctx, grad_y):
@@ -48,7 +49,7 @@ class _FFTConvolution(torch.autograd.Function):
         grad_u = grad_k = None
         if ctx.needs_input_grad[0]:
             grad_u = torch.fft.irfft(g_f * k_f.conj(), n=n)[..., :n // 2]  # (B H L)
-            grad_u = grad_u.transpose(-1, -2)
+            grad_u = grad_u.transpose(-1, -2).contiguous()
         if ctx.needs_input_grad[1]:
             grad_k_f = torch.einsum("bhf,bhf->hf", g_f, u_f.conj())  # (H n/2+1)
             grad_k = torch.fft.irfft(grad_k_f, n=n)[..., :ctx.k_length]
