@@ -3,7 +3,8 @@
 - :func:`load_digits_images`: scikit-learn's 8x8 handwritten digits, embedded, no download;
 - :func:`load_mnist`, :func:`load_cifar10`: the torchvision data sets, read from (or
   downloaded to) a root folder in torchvision's own layout;
-- :func:`load_table`: a ``.csv`` or ``.parquet`` file as a DataFrame.
+- :func:`load_table`: a ``.csv`` or ``.parquet`` file as a DataFrame;
+- :func:`make_deep_s4_regression`: the synthetic fine-tuning task of Galim et al. (2025).
 
 Images come back as ``uint8`` arrays ``(n, H, W)`` or ``(n, H, W, C)`` and labels as
 ``int64``; pass images to the estimators with ``input_type="image"``.
@@ -115,6 +116,65 @@ def load_table(path):
     if frame.empty:
         raise ValueError(f"{path}: the file holds no rows")
     return frame
+
+
+def make_deep_s4_regression(n_samples=1000, seq_len=64, d_model=8, n_outputs=1,
+                            target_n_layers=1, target_d_state=4, frozen_n_layers=2,
+                            frozen_d_state=16, noise=0.0, random_state=None):
+    """Regress the output of a random deep S4 network; a second one is the base model.
+
+    The synthetic experiment of Galim et al. (2025), "Parameter-Efficient Fine-Tuning
+    of State Space Models": a randomly initialised target network (``target_n_layers``
+    S4D layers of state size ``target_d_state``) maps standard normal sequences to
+    outputs, and another random network (``frozen_n_layers``, ``frozen_d_state``, the
+    same width) is the pretrained model to fine-tune into the target. Both are
+    :class:`s4learn.nn.S4Model` with mean pooling and no dropout.
+
+    Parameters
+    ----------
+    n_samples, seq_len : int, default=1000, 64
+        Number and length of the input sequences.
+    d_model : int, default=8
+        Channels of the inputs and width of both networks.
+    n_outputs : int, default=1
+        Outputs of the target; ``y`` is 1-D when 1.
+    target_n_layers, target_d_state : int, default=1, 4
+        Depth and state size of the target network.
+    frozen_n_layers, frozen_d_state : int, default=2, 16
+        Depth and state size of the base network.
+    noise : float, default=0.0
+        Standard deviation of Gaussian noise added to ``y``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the inputs, both networks and the noise.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, seq_len, d_model), float32
+    y : ndarray of shape (n_samples,) or (n_samples, n_outputs), float64
+        Target outputs, standardised to mean 0 and variance 1 per output before the
+        noise is added.
+    base : S4Model
+        The network to fine-tune, in eval mode.
+    """
+    import torch
+    from sklearn.utils import check_random_state
+
+    from .nn import S4Model
+
+    rng = check_random_state(random_state)
+    X = rng.standard_normal((n_samples, seq_len, d_model)).astype(np.float32)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(rng.randint(2**31 - 1)))
+        networks = [S4Model(d_model, n_outputs, d_model=d_model, n_layers=n_layers,
+                            d_state=d_state, dropout=0.0).eval()
+                    for n_layers, d_state in ((target_n_layers, target_d_state),
+                                              (frozen_n_layers, frozen_d_state))]
+    target, base = networks
+    with torch.no_grad():
+        y = target(torch.from_numpy(X)).double().numpy()
+    y = (y - y.mean(axis=0)) / y.std(axis=0)
+    y = y + noise * rng.standard_normal(y.shape)
+    return X, (y.ravel() if n_outputs == 1 else y), base
 
 
 def _open_torchvision(dataset_class, root, train, download):

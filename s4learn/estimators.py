@@ -9,14 +9,16 @@ import torch
 from skorch.callbacks import EarlyStopping, EpochScoring, ProgressBar
 from skorch.dataset import Dataset, ValidSplit
 from skorch.helper import predefined_split
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
+from .finetuning import finetuning_network, load_pretrained
 from .inputs import check_sequences
 from .nn import S4Model
+from .peft import merge_adapters
 from .training import CosineLR, S4Net, resolve_device, valid_accuracy, valid_r2
 
 _COMMON_PARAMETERS = """\
@@ -75,7 +77,19 @@ _COMMON_PARAMETERS = """\
         Extra callbacks for the skorch net; they are copied, never modified.
     warm_start : bool, default=False
         When True, ``fit`` continues training the fitted network for another
-        ``max_epochs`` instead of starting anew."""
+        ``max_epochs`` instead of starting anew.
+    pretrained : estimator, path or S4Model, default=None
+        Start from a pretrained network: a fitted S4Classifier/S4Regressor, the path of
+        one saved with joblib, or an :class:`s4learn.nn.S4Model`. Its architecture
+        replaces ``d_model``, ``n_layers``, ``d_state``, ``prenorm``,
+        ``bidirectional``, ``init``, ``dt_min`` and ``dt_max``, which are then unused;
+        the data must have as many channels per step as it was trained on. The output
+        layer is kept when the task is the same (same classes, or same number of
+        outputs), else a new one is trained. ``pretrained`` is never modified, and
+        ``clone`` keeps it as it is (it is not refitted).
+    finetune : LoRA, SDLoRA or None, default=None
+        How to fine-tune ``pretrained`` (see :mod:`s4learn.peft`); None trains every
+        parameter (full fine-tuning). Needs ``pretrained``."""
 
 _COMMON_ATTRIBUTES = """\
     net_ : S4Net
@@ -88,7 +102,12 @@ _COMMON_ATTRIBUTES = """\
     input_shape_ : tuple
         Shape of one sample as passed to ``fit``.
     n_epochs_ : int
-        Number of epochs trained so far."""
+        Number of epochs trained so far.
+    n_params_ : int
+        Parameters of the network (with adapters merged, as :meth:`merge` leaves it).
+    n_trainable_params_ : int
+        Parameters that ``fit`` trains: all of them, or with ``finetune`` the adapters,
+        updates and unfrozen parts."""
 
 
 class S4Estimator(BaseEstimator):
@@ -98,7 +117,8 @@ class S4Estimator(BaseEstimator):
                  bidirectional=False, init="legs", dt_min=0.001, dt_max=0.1, lr=0.01,
                  weight_decay=0.01, batch_size=64, max_epochs=60, patience=None,
                  validation_fraction=0.1, input_type="auto", image_layout="auto", grayscale=False, num_workers=0, device="auto",
-                 random_state=None, verbose=0, callbacks=None, warm_start=False):
+                 random_state=None, verbose=0, callbacks=None, warm_start=False,
+                 pretrained=None, finetune=None):
         self.d_model = d_model
         self.n_layers = n_layers
         self.d_state = d_state
@@ -123,6 +143,8 @@ class S4Estimator(BaseEstimator):
         self.verbose = verbose
         self.callbacks = callbacks
         self.warm_start = warm_start
+        self.pretrained = pretrained
+        self.finetune = finetune
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y, sample_weight=None, validation_data=None):
@@ -173,15 +195,15 @@ class S4Estimator(BaseEstimator):
         if resume_from is not None:
             self.net_, self.torch_rng_state_ = resume_from
             epochs -= len(self.net_.history)  # the saved schedule already counts them
+        X = self._scale_inputs(X)
         with self._torch_rng(reset and resume_from is None):
             if resume_from is None:
                 if reset:
-                    self.net_ = self._build_net(X.shape[-1])
+                    self.net_ = self._build_net(self._network(X, y, weight))
                 self._set_schedule(total=epochs if schedule else None)
             self.net_.train_split = self._train_split(validation_data)
             if epochs > 0:
-                self.net_.partial_fit({"x": self._scale_inputs(X), "sample_weight": weight},
-                                      y, epochs=epochs)
+                self.net_.partial_fit({"x": X, "sample_weight": weight}, y, epochs=epochs)
         self.n_epochs_ = len(self.net_.history)
         return self
 
@@ -216,23 +238,62 @@ class S4Estimator(BaseEstimator):
     def _scale_inputs(self, X):
         return (X - self.input_mean_) / self.input_scale_
 
-    def _build_net(self, n_channels):
-        module_kwargs = dict(
-            d_input=n_channels, d_output=self._n_outputs(), d_model=self.d_model,
-            n_layers=self.n_layers, d_state=self.d_state, dropout=self.dropout,
-            prenorm=self.prenorm, bidirectional=self.bidirectional, init=self.init,
-            dt_min=self.dt_min, dt_max=self.dt_max)
+    def _network(self, X, y, weight):
+        """The S4Model to train: new, or adapted from ``pretrained``."""
+        if self.pretrained is None:
+            if self.finetune is not None:
+                raise ValueError("finetune needs a pretrained model: pass pretrained=")
+            network = S4Model(
+                d_input=X.shape[-1], d_output=self._n_outputs(), d_model=self.d_model,
+                n_layers=self.n_layers, d_state=self.d_state, dropout=self.dropout,
+                prenorm=self.prenorm, bidirectional=self.bidirectional, init=self.init,
+                dt_min=self.dt_min, dt_max=self.dt_max)
+            self.n_params_ = self.n_trainable_params_ = _count_parameters(network)
+            return network
+        pretrained_network, pretrained_estimator = load_pretrained(self.pretrained)
+
+        def warmup(network, epochs, lr):
+            net = self._build_net(network, lr=lr, callbacks=[])
+            net.partial_fit({"x": X, "sample_weight": weight}, y, epochs=epochs)
+
+        network, self.n_params_ = finetuning_network(
+            pretrained_network, X.shape[-1], self._n_outputs(),
+            keep_head=self._same_task(pretrained_estimator), method=self.finetune,
+            device=resolve_device(self.device), warmup=warmup)
+        self.n_trainable_params_ = _count_parameters(network, trainable_only=True)
+        return network
+
+    def _same_task(self, pretrained_estimator):
+        """Whether the pretrained output layer fits this task (a bare S4Model: yes)."""
+        return pretrained_estimator is None
+
+    def _build_net(self, network, lr=None, callbacks=None):
         net = S4Net(
-            module=S4Model,
-            **{f"module__{key}": value for key, value in module_kwargs.items()},
-            criterion=self._criterion, criterion__reduction="none",
+            module=network, criterion=self._criterion, criterion__reduction="none",
             optimizer=torch.optim.AdamW, optimizer__weight_decay=self.weight_decay,
-            lr=self.lr, batch_size=self.batch_size, max_epochs=self.max_epochs,
-            iterator_train__shuffle=True, iterator_train__num_workers=self.num_workers,
-            iterator_valid__batch_size=max(256, self.batch_size),
-            train_split=None, callbacks=self._callbacks(), device=resolve_device(self.device),
-            verbose=self.verbose)
+            lr=self.lr if lr is None else lr, batch_size=self.batch_size,
+            max_epochs=self.max_epochs, iterator_train__shuffle=True,
+            iterator_train__num_workers=self.num_workers,
+            iterator_valid__batch_size=max(256, self.batch_size), train_split=None,
+            callbacks=self._callbacks() if callbacks is None else callbacks,
+            device=resolve_device(self.device), verbose=self.verbose)
         return net.initialize()
+
+    def merge(self):
+        """Fold fine-tuning adapters and updates into plain weights, in place.
+
+        Predictions stay the same (up to float rounding) and run at the speed of the
+        pretrained architecture. Afterwards every parameter is trainable, so a further
+        ``fit`` with ``warm_start=True`` fine-tunes all of them.
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self)
+        merge_adapters(self.net_.module_)
+        self.net_.initialize_optimizer()
+        return self
 
     def _callbacks(self):
         callbacks = [("lr_schedule", CosineLR()), ("valid_score", EpochScoring(
@@ -287,10 +348,22 @@ class S4Estimator(BaseEstimator):
             outputs = self.net_.forward(self._scale_inputs(X), device="cpu")
         return outputs.numpy().astype(np.float64)
 
+    def __sklearn_clone__(self):
+        # a fitted pretrained model is data, not a sub-estimator: keep it as it is
+        params = self.get_params(deep=False)
+        pretrained = params.pop("pretrained")
+        params = {name: clone(value, safe=False) for name, value in params.items()}
+        return type(self)(**params, pretrained=pretrained)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
+
+
+def _count_parameters(module, trainable_only=False):
+    return sum(parameter.numel() for parameter in module.parameters()
+               if parameter.requires_grad or not trainable_only)
 
 
 class S4Classifier(ClassifierMixin, S4Estimator):
@@ -331,7 +404,7 @@ class S4Classifier(ClassifierMixin, S4Estimator):
                  weight_decay=0.01, batch_size=64, max_epochs=60, patience=None,
                  validation_fraction=0.1, input_type="auto", image_layout="auto", grayscale=False, num_workers=0, device="auto",
                  random_state=None, verbose=0, callbacks=None, warm_start=False,
-                 class_weight=None):
+                 pretrained=None, finetune=None, class_weight=None):
         super().__init__(
             d_model=d_model, n_layers=n_layers, d_state=d_state, dropout=dropout,
             prenorm=prenorm, bidirectional=bidirectional, init=init, dt_min=dt_min,
@@ -340,7 +413,8 @@ class S4Classifier(ClassifierMixin, S4Estimator):
             patience=patience, validation_fraction=validation_fraction,
             input_type=input_type, image_layout=image_layout, grayscale=grayscale,
             num_workers=num_workers, device=device, random_state=random_state,
-            verbose=verbose, callbacks=callbacks, warm_start=warm_start)
+            verbose=verbose, callbacks=callbacks, warm_start=warm_start,
+            pretrained=pretrained, finetune=finetune)
         self.class_weight = class_weight
 
 
@@ -388,6 +462,12 @@ class S4Classifier(ClassifierMixin, S4Estimator):
 
     def _n_outputs(self):
         return len(self.classes_)
+
+    def _same_task(self, pretrained_estimator):
+        if pretrained_estimator is None:
+            return True
+        classes = getattr(pretrained_estimator, "classes_", None)
+        return classes is not None and np.array_equal(classes, self.classes_)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes); rows sum to 1."""
@@ -466,6 +546,11 @@ class S4Regressor(RegressorMixin, S4Estimator):
 
     def _n_outputs(self):
         return self.n_outputs_
+
+    def _same_task(self, pretrained_estimator):
+        if pretrained_estimator is None:
+            return True
+        return getattr(pretrained_estimator, "n_outputs_", None) == self.n_outputs_
 
     def predict(self, X):
         """Predicted targets: shape (n_samples,) for a 1-D ``y`` in fit, else 2-D."""

@@ -102,10 +102,18 @@ class S4DKernel(nn.Module):
         The discrete state matrix is ``dA = exp(dtA)``; ``dB = (dA - 1) / A`` (B = 1,
         absorbed into C).
         """
-        dt = torch.exp(self.log_dt)  # (H)
-        A = -torch.exp(self.log_A_real) + 1j * self.A_imag  # (H N/2)
+        log_dt, log_A_real, A_imag, C = self.ssm_parameters()
+        dt = torch.exp(log_dt)  # (H)
+        A = -torch.exp(log_A_real) + 1j * A_imag  # (H N/2)
         dtA = A * dt.unsqueeze(-1)
-        return dtA, (torch.exp(dtA) - 1.0) / A, torch.view_as_complex(self.C)
+        return dtA, (torch.exp(dtA) - 1.0) / A, torch.view_as_complex(C)
+
+    def ssm_parameters(self):
+        """``(log_dt, log_A_real, A_imag, C)`` as the kernel uses them; C as (c H N/2 2).
+
+        Adapters (:mod:`s4learn.peft`) override this to add their updates.
+        """
+        return self.log_dt, self.log_A_real, self.A_imag, self.C
 
     def forward(self, L):
         """Kernel of length ``L``, shape (c, H, L), computed as :attr:`mode` says.

@@ -26,7 +26,7 @@ def _spectral_convolution(u, k_f):
     """:func:`fft_convolution` of ``u`` (B, L, H) with a kernel given by its spectrum."""
     n = 2 * u.shape[-2]
     u_f = torch.fft.rfft(u.transpose(-1, -2), n=n)  # (B H n/2+1)
-    return torch.fft.irfft(u_f * k_f, n=n)[..., :n // 2].transpose(-1, -2).contiguous()
+    return torch.fft.irfft(u_f.mul_(k_f), n=n)[..., :n // 2].transpose(-1, -2)
 
 
 class _FFTConvolution(torch.autograd.Function):

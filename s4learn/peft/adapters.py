@@ -1,0 +1,152 @@
+"""Adapter modules (pure PyTorch): LoRA on linear layers, updates of an S4D kernel.
+
+Every adapter keeps the pretrained tensors frozen and adds a trainable update that is
+zero at the start, so an adapted network computes the pretrained function until it is
+trained. :func:`merge_adapters` folds the updates back into plain modules.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from ..nn import S4DKernel
+
+
+class LoRALinear(nn.Module):
+    """``base(x) + (alpha / rank) * B A dropout(x)`` with ``base`` frozen and ``B = 0``.
+
+    Parameters
+    ----------
+    base : nn.Linear
+        The pretrained layer; its weight and bias are frozen.
+    rank : int
+        Inner dimension of the update ``B A`` (``A``: rank x in, ``B``: out x rank).
+    alpha : float or None, default=None
+        Scale of the update is ``alpha / rank``; None means ``alpha = rank``.
+    dropout : float, default=0.0
+        Dropout on the input of the update.
+    """
+
+    def __init__(self, base, rank, alpha=None, dropout=0.0):
+        super().__init__()
+        self.base = base.requires_grad_(False)
+        self.scaling = (rank if alpha is None else alpha) / rank
+        self.lora_A = nn.Parameter(base.weight.new_empty(rank, base.in_features))
+        self.lora_B = nn.Parameter(base.weight.new_zeros(base.out_features, rank))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as nn.Linear's weight
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        update = self.dropout(x) @ self.lora_A.T @ self.lora_B.T
+        return self.base(x) + self.scaling * update
+
+    def merged(self):
+        """A plain ``nn.Linear`` computing the same function (in eval mode)."""
+        linear = nn.Linear(self.base.in_features, self.base.out_features,
+                           bias=self.base.bias is not None,
+                           device=self.base.weight.device, dtype=self.base.weight.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(self.base.weight + self.scaling * self.lora_B @ self.lora_A)
+            if self.base.bias is not None:
+                linear.bias.copy_(self.base.bias)
+        return linear
+
+
+class SparseUpdate(nn.Module):
+    """Zero-initialised update of the entries ``index`` of a tensor of ``shape``.
+
+    Only ``len(index)`` values are parameters; every other entry of the update is 0.
+    """
+
+    def __init__(self, shape, index, like):
+        super().__init__()
+        self.shape = tuple(shape)
+        self.register_buffer("index", index.to(like.device))
+        self.values = nn.Parameter(like.new_zeros(len(index)))
+
+    def forward(self):
+        update = self.values.new_zeros(math.prod(self.shape))
+        return update.index_put((self.index,), self.values).view(self.shape)
+
+
+class LowRankUpdate(nn.Module):
+    """Zero-initialised update ``B A`` of a tensor viewed as a (rows, cols) matrix."""
+
+    def __init__(self, shape, rows, rank, like):
+        super().__init__()
+        self.shape = tuple(shape)
+        cols = math.prod(self.shape) // rows
+        self.lora_A = nn.Parameter(like.new_empty(rank, cols))
+        self.lora_B = nn.Parameter(like.new_zeros(rows, rank))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+
+    def forward(self):
+        return (self.lora_B @ self.lora_A).view(self.shape)
+
+
+class AdaptedS4DKernel(S4DKernel):
+    """An :class:`~s4learn.nn.S4DKernel` whose frozen SSM parameters get updates.
+
+    Parameters
+    ----------
+    base : S4DKernel
+        The pretrained kernel; its parameters are shared and frozen.
+    updates : dict of str to nn.Module
+        Update modules (called without arguments) for any of ``"log_dt"``,
+        ``"log_A_real"``, ``"A_imag"`` and ``"C"``; each returns a tensor of the
+        parameter's shape, added to it.
+    trainable : iterable of str, default=()
+        Names of base parameters trained directly (e.g. ``"log_dt"``).
+    C_mask : Tensor of shape (H, N/2) or None, default=None
+        0/1 mask multiplying C (after its update): states with 0 are pruned.
+    """
+
+    SSM_NAMES = ("log_dt", "log_A_real", "A_imag", "C")
+
+    def __init__(self, base, updates, trainable=(), C_mask=None):
+        nn.Module.__init__(self)
+        for name in self.SSM_NAMES:
+            parameter = getattr(base, name)
+            parameter.requires_grad_(name in trainable)
+            setattr(self, name, parameter)
+        self.mode = base.mode
+        self._cache = None
+        self.updates = nn.ModuleDict(updates)
+        for name, update in self.updates.items():
+            for parameter in update.parameters():  # the SSM's own optimizer settings
+                if hasattr(getattr(base, name), "_optim"):
+                    parameter._optim = dict(getattr(base, name)._optim)
+        self.register_buffer("C_mask", None if C_mask is None
+                             else C_mask.to(base.C.device, base.C.dtype))
+
+    def ssm_parameters(self):
+        tensors = {name: getattr(self, name) for name in self.SSM_NAMES}
+        for name, update in self.updates.items():
+            tensors[name] = tensors[name] + update()
+        if self.C_mask is not None:
+            tensors["C"] = tensors["C"] * self.C_mask[..., None]
+        return tuple(tensors[name] for name in self.SSM_NAMES)
+
+    def merged(self):
+        """A plain :class:`~s4learn.nn.S4DKernel` with the updates folded in."""
+        channels, H, half_N, _ = self.C.shape
+        lr = getattr(self.log_dt, "_optim", {}).get("lr")
+        kernel = S4DKernel(H, 2 * half_N, channels=channels, lr=lr, mode=self.mode)
+        with torch.no_grad():
+            tensors = dict(zip(self.SSM_NAMES, self.ssm_parameters()))
+            kernel.load_state_dict(tensors)
+        return kernel.to(self.C.device)
+
+
+def merge_adapters(module):
+    """Replace every adapter inside ``module`` by the plain module it computes.
+
+    Works in place and returns ``module``; every parameter of the result is trainable.
+    """
+    for name, child in module.named_children():
+        if isinstance(child, (LoRALinear, AdaptedS4DKernel)):
+            setattr(module, name, child.merged())
+        else:
+            merge_adapters(child)
+    return module.requires_grad_(True)
