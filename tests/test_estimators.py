@@ -101,6 +101,17 @@ def test_class_weight_shifts_predictions_towards_the_weighted_class():
         S4Classifier(**TINY, class_weight={"c": 2.0}).fit(X, y)
 
 
+@pytest.mark.parametrize("estimator_class", [S4Classifier, S4Regressor])
+def test_predictions_do_not_depend_on_the_batch(digits, estimator_class):
+    X_train, X_test, y_train, _ = digits
+    model = estimator_class(**TINY).fit(X_train[:200], y_train[:200])
+    method = "predict_proba" if estimator_class is S4Classifier else "predict"
+    whole = getattr(model, method)(X_test[:40])
+    one_by_one = np.concatenate([getattr(model, method)(X_test[i:i + 1]) for i in range(40)])
+    np.testing.assert_allclose(one_by_one, whole, rtol=1e-5, atol=1e-6)  # float32 rounding
+    assert not np.array_equal(whole[:20], whole[20:])  # distinct samples, distinct outputs
+
+
 def test_joblib_and_pickle_round_trips(tmp_path, digits):
     X_train, X_test, y_train, _ = digits
     clf = S4Classifier(**TINY).fit(X_train[:200], y_train[:200])

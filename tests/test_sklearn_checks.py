@@ -14,8 +14,18 @@ MINIBATCH_REASON = (
     "not; weights are honoured in the loss (see test_estimators.py)")
 
 
+# The check asks for equality to rtol 1e-7. The network computes in float32, and BLAS picks
+# other matrix-product kernels for other numbers of rows, so a prediction on one row and
+# the same row's prediction inside a batch can differ in the last float32 bit (1e-7 rel).
+# test_estimators.py asserts the invariance at float32 precision instead.
+SUBSET_REASON = (
+    "float32 predictions agree across batch sizes to float32 rounding (about 1e-7 "
+    "relative), not to the check's rtol of 1e-7 on every CPU; see test_estimators.py")
+
+
 def expected_failed_checks(estimator):
-    return {"check_sample_weight_equivalence_on_dense_data": MINIBATCH_REASON}
+    return {"check_sample_weight_equivalence_on_dense_data": MINIBATCH_REASON,
+            "check_methods_subset_invariance": SUBSET_REASON}
 
 
 @parametrize_with_checks([S4Classifier(**SMALL), S4Regressor(**SMALL)],
