@@ -1,8 +1,9 @@
 """The ``s4learn`` command: train an S4 model on a data set, or predict with one.
 
 ``s4learn train`` fits :class:`S4Classifier` or :class:`S4Regressor` on digits, MNIST,
-CIFAR-10 or a ``.csv`` / ``.parquet`` table and writes the model, metrics and per-split
-results; ``s4learn predict`` applies a saved model to a new table. See ``docs/cli.md``.
+CIFAR-10 or a ``.csv`` / ``.parquet`` table (from scratch, or by fine-tuning a model saved
+by an earlier run) and writes the model, metrics and per-split results;
+``s4learn predict`` applies a saved model to a new table. See ``docs/cli.md``.
 """
 
 import argparse
@@ -23,11 +24,22 @@ from sklearn.pipeline import Pipeline
 from . import datasets
 from .checkpoints import EpochCheckpoint, atomic_dump, load_checkpoint
 from .estimators import S4Classifier, S4Regressor
+from .peft import LoRA, SDLoRA
 from .preprocessing import SequenceWindows
 
 IMAGE_DATASETS = ("digits", "mnist", "cifar10")
 SPLITS = ("train", "val", "test")
 MAX_CLASSES_OF_INTEGER_TARGET = 20
+
+FINETUNE_METHODS = {"lora": LoRA, "sdlora": SDLoRA}
+# settings of each --finetune method, named as the method's parameters (and the flags)
+LORA_SETTINGS = ("lora_rank", "ssm_method", "lp_method", "D_method")
+SELECTION_SETTINGS = ("select_channels_dim", "updatable_channels_dim", "select_states_dim",
+                      "updatable_states_dim", "warmup_epochs", "warmup_lr")
+METHOD_SETTINGS = {"full": (), "lora": LORA_SETTINGS,
+                   "sdlora": LORA_SETTINGS + SELECTION_SETTINGS}
+# options that the pretrained network's architecture replaces
+ARCHITECTURE_OPTIONS = ("n_layers", "d_model", "d_state", "dropout", "prenorm")
 
 
 class UsageError(Exception):
@@ -54,6 +66,9 @@ def main(argv=None):
         Exit status: 0 on success, 2 on bad input.
     """
     args = build_parser().parse_args(argv)
+    check_arguments = getattr(args, "check_arguments", None)
+    if check_arguments is not None:
+        check_arguments(args)  # parser.error (exit status 2) on a bad combination
     try:
         return args.run(args)
     except (UsageError, FileNotFoundError) as error:
@@ -73,7 +88,8 @@ def build_parser():
 
 
 def _add_train_arguments(parser):
-    parser.set_defaults(run=train)
+    parser.set_defaults(run=train,
+                        check_arguments=lambda args: _check_finetune_arguments(parser, args))
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default="digits",
                       help="digits (default), mnist, cifar10, or a .csv/.parquet file")
@@ -111,6 +127,9 @@ def _add_train_arguments(parser):
     model.add_argument("--patience", type=int, help="early stopping on the validation loss")
     model.add_argument("--device", default="auto")
     model.add_argument("--seed", type=int, default=0, help="random_state and split seed")
+    _add_finetune_arguments(parser.add_argument_group(
+        "fine-tuning", "start from a model saved by 's4learn train'; its architecture "
+        "replaces --n_layers, --d_model, --d_state, --dropout and --prenorm"))
     output = parser.add_argument_group("output")
     _add_output_arguments(output)
     output.add_argument("--checkpoint_dir", default="s4learn_checkpoints",
@@ -118,6 +137,92 @@ def _add_train_arguments(parser):
     output.add_argument("--resume", action="store_true",
                         help="continue from the last checkpoint of --modelname")
     output.add_argument("--quiet", action="store_true", help="print only the metrics")
+
+
+def _add_finetune_arguments(group):
+    lora, sdlora = LoRA(), SDLoRA()
+    group.add_argument("--pretrained", metavar="MODEL",
+                       help="model file (NAME.joblib) written by 's4learn train' to start from")
+    group.add_argument("--finetune", choices=("full", "lora", "sdlora"),
+                       help="full: train every parameter (default with --pretrained); "
+                            "lora: LoRA adapters; sdlora: selective dimension tuning of "
+                            "the SSM plus LoRA")
+    group.add_argument("--ssm_method", choices=("full", "freeze", "lora", "sdlora"),
+                       help=f"how the SSM parameters (dt, A, C) train (default: "
+                            f"{lora.ssm_method} with lora, {sdlora.ssm_method} with sdlora)")
+    group.add_argument("--lp_method", choices=("full", "freeze", "lora"),
+                       help=f"how the linear projections train (default: {lora.lp_method})")
+    group.add_argument("--D_method", choices=("full", "freeze"),
+                       help=f"whether the skip parameters D train (default: "
+                            f"{lora.D_method} with lora, {sdlora.D_method} with sdlora)")
+    for dim, total in (("states", "of d_state/2"), ("channels", "of d_model")):
+        group.add_argument(f"--select_{dim}_dim", type=_dimension, metavar="N",
+                           help=f"sdlora: {dim} kept per "
+                                f"{'channel' if dim == 'states' else 'layer'}, an int count "
+                                f"{total} or a float share in (0, 1] (default: all)")
+        group.add_argument(f"--updatable_{dim}_dim", type=_dimension, metavar="N",
+                           help=f"sdlora: kept {dim} whose A and C train, a count or share "
+                                f"(default: {getattr(sdlora, f'updatable_{dim}_dim')})")
+    group.add_argument("--lora_rank", type=int,
+                       help=f"rank of the LoRA adapters (default: {lora.lora_rank})")
+    group.add_argument("--warmup_epochs", type=int,
+                       help=f"sdlora: epochs of the warmup run that ranks the dimensions "
+                            f"(default: {sdlora.warmup_epochs})")
+    group.add_argument("--warmup_lr", type=float,
+                       help=f"sdlora: learning rate of the warmup run "
+                            f"(default: {sdlora.warmup_lr})")
+
+
+def _dimension(text):
+    """An int count (``"8"``) or a float share in (0, 1] (``"0.25"``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        pass
+    else:
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"a count must be >= 0, got {text!r}")
+        return value
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither an int count nor a float share in (0, 1]") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(
+            f"a share must be a float in (0, 1], got {text!r} (or give an int count)")
+    return value
+
+
+def _check_finetune_arguments(parser, args):
+    """parser.error on fine-tuning options that do not fit together; settles --finetune."""
+    given = [name for name in METHOD_SETTINGS["sdlora"] if getattr(args, name) is not None]
+    if args.pretrained is None:
+        if args.finetune is not None:
+            parser.error(f"--finetune {args.finetune} needs --pretrained MODEL (the model "
+                         f"to fine-tune)")
+        if given:
+            parser.error(f"--{given[0]} is a fine-tuning setting: it needs --pretrained "
+                         f"MODEL and --finetune lora or sdlora")
+        return
+    args.finetune = args.finetune or "full"
+    args.ignored_options = [f"--{name}" for name in ARCHITECTURE_OPTIONS
+                            if getattr(args, name) != parser.get_default(name)]
+    for name in given:
+        if name not in METHOD_SETTINGS[args.finetune]:
+            if args.finetune == "full":
+                parser.error(f"--{name} does not apply to --finetune full (full fine-tuning "
+                             f"trains every parameter and has no settings); use --finetune "
+                             f"lora or sdlora")
+            parser.error(f"--{name} does not apply to --finetune {args.finetune}; it is a "
+                         f"setting of --finetune sdlora")
+    if args.finetune == "lora" and args.ssm_method == "sdlora":
+        parser.error("--ssm_method sdlora needs --finetune sdlora")
+    if args.finetune == "sdlora" and args.ssm_method not in (None, "sdlora"):
+        selection = [name for name in given if name in SELECTION_SETTINGS]
+        if selection:
+            parser.error(f"--{selection[0]} applies only with --ssm_method sdlora (it sets "
+                         f"the dimension selection), not with --ssm_method {args.ssm_method}")
 
 
 def _add_predict_arguments(parser):
@@ -148,9 +253,15 @@ def train(args):
     _check_train_arguments(args)
     paths = _train_paths(args)
     _check_free(paths, args, resuming=args.resume)
+    pretrained = _load_pretrained(args.pretrained) if args.pretrained else None
     splits, task = _load_splits(args)
-    estimator = _make_estimator(args, task, paths)
+    estimator = _make_estimator(args, task, paths, pretrained)
     _fit(estimator, splits, args, paths)
+    n_trainable, n_params = estimator.n_trainable_params_, estimator.n_params_
+    if args.pretrained:
+        estimator.merge()  # plain weights: the saved model predicts at the base speed
+    if args.pretrained:  # a path, not a copy of the pretrained model inside the file
+        estimator.set_params(pretrained=str(args.pretrained))
     model = estimator
     if args.window:
         windows = SequenceWindows(args.window).fit(splits["train"].features)
@@ -158,10 +269,14 @@ def train(args):
     metrics = {name: _evaluate(estimator, split, task) for name, split in splits.items()}
     for name, split in splits.items():
         _write_results(estimator, split, args, paths[f"{name}_results"])
-    summary = {"task": task, "n_epochs": int(estimator.n_epochs_), **metrics}
+    summary = {"task": task, "n_epochs": int(estimator.n_epochs_), "n_params": n_params,
+               "n_trainable_params": n_trainable}
+    if args.pretrained:
+        summary.update(pretrained=str(args.pretrained), finetune=args.finetune)
+    summary.update(metrics)
     _write_json(summary, paths["metrics"])
     atomic_dump(model, paths["model"])
-    _report(metrics, paths, args)
+    _report(metrics, paths, args, (n_trainable, n_params))
     return 0
 
 
@@ -349,10 +464,35 @@ def _load_table_files(args):
 
 
 # ---------------------------------------------------------------------------- fitting
-def _make_estimator(args, task, paths):
+def _load_pretrained(path):
+    """The estimator saved in ``path`` by ``s4learn train`` (unwrapped from its Pipeline)."""
+    model = _load(path, "pretrained model")
+    estimator = model[-1] if isinstance(model, Pipeline) else model
+    if not (isinstance(estimator, (S4Classifier, S4Regressor)) and hasattr(estimator, "net_")):
+        raise UsageError(f"--pretrained: {path} is not a model saved by 's4learn train'")
+    return model, estimator
+
+
+def _finetune_method(args):
+    """The s4learn.peft method of ``--finetune`` with the settings given; None for full."""
+    if args.finetune in (None, "full"):
+        return None
+    settings = {name: getattr(args, name) for name in METHOD_SETTINGS[args.finetune]
+                if getattr(args, name) is not None}  # the others keep the method's defaults
+    return FINETUNE_METHODS[args.finetune](**settings)
+
+
+def _make_estimator(args, task, paths, pretrained=None):
     estimator_class = S4Classifier if task == "classification" else S4Regressor
     is_image = (args.trainset or args.dataset) in IMAGE_DATASETS
     checkpoint = EpochCheckpoint(paths["last"], paths["best"])
+    finetuning = {}
+    if pretrained is not None:
+        model, estimator = pretrained
+        # load_pretrained reads an estimator file itself; a --window Pipeline is unwrapped
+        finetuning = {"pretrained": str(args.pretrained) if model is estimator else estimator,
+                      "finetune": _finetune_method(args)}
+        _note_finetuning(args, finetuning["finetune"])
     return estimator_class(
         d_model=args.d_model, n_layers=args.n_layers, d_state=args.d_state,
         dropout=args.dropout, prenorm=args.prenorm, lr=args.lr,
@@ -360,20 +500,37 @@ def _make_estimator(args, task, paths):
         patience=args.patience, input_type="image" if is_image else "auto",
         grayscale=False, num_workers=args.num_workers, device=args.device,
         random_state=args.seed, verbose=0 if args.quiet else 1,
-        callbacks=[("checkpoint", checkpoint)])
+        callbacks=[("checkpoint", checkpoint)], **finetuning)
+
+
+def _note_finetuning(args, method):
+    if args.quiet:
+        return
+    ignored = getattr(args, "ignored_options", [])
+    if ignored:
+        print(f"Note: {', '.join(ignored)} ignored: the architecture is that of "
+              f"{args.pretrained}")
+    print(f"Fine-tuning {args.pretrained}: "
+          f"{'every parameter (full)' if method is None else method}")
 
 
 def _fit(estimator, splits, args, paths):
     train, val = splits["train"], splits.get("val")
     validation = (val.X, val.y) if val is not None else None
-    if args.resume:
-        state = _load(paths["last"], "checkpoint")
-        if not args.quiet:
-            print(f"Resuming from {paths['last']} after epoch {state['epoch']}")
-        estimator._resume_fit(train.X, train.y, state["net"], state["torch_rng_state"],
-                              validation_data=validation)
-    else:
-        estimator.fit(train.X, train.y, validation_data=validation)
+    try:
+        if args.resume:
+            state = _load(paths["last"], "checkpoint")
+            if not args.quiet:
+                print(f"Resuming from {paths['last']} after epoch {state['epoch']}")
+            estimator._resume_fit(train.X, train.y, state["net"], state["torch_rng_state"],
+                                  validation_data=validation)
+        else:
+            estimator.fit(train.X, train.y, validation_data=validation)
+    except ValueError as error:
+        if not args.pretrained:
+            raise
+        # bad fine-tuning settings for this model, or data that do not fit it
+        raise UsageError(f"cannot fine-tune {args.pretrained}: {error}") from None
 
 
 # ------------------------------------------------------------------------- evaluation
@@ -422,7 +579,15 @@ def _write_json(value, path):
     path.write_text(json.dumps(value, indent=2) + "\n")
 
 
-def _report(metrics, paths, args):
+def _report(metrics, paths, args, counts):
+    n_trainable, n_params = counts
+    if args.quiet:
+        pass
+    elif args.pretrained:
+        print(f"trainable parameters: {n_trainable} of {n_params} "
+              f"({100 * n_trainable / n_params:.1f}%)")
+    else:
+        print(f"parameters: {n_params}")
     for split, values in metrics.items():
         scores = "  ".join(f"{name} {value:.4f}" for name, value in values.items())
         print(f"{split:5s}  {scores}")

@@ -195,6 +195,7 @@ class S4Estimator(BaseEstimator):
         if resume_from is not None:
             self.net_, self.torch_rng_state_ = resume_from
             epochs -= len(self.net_.history)  # the saved schedule already counts them
+            self._count_parameters(self.net_.module_)
         X = self._scale_inputs(X)
         with self._torch_rng(reset and resume_from is None):
             if resume_from is None:
@@ -248,7 +249,7 @@ class S4Estimator(BaseEstimator):
                 n_layers=self.n_layers, d_state=self.d_state, dropout=self.dropout,
                 prenorm=self.prenorm, bidirectional=self.bidirectional, init=self.init,
                 dt_min=self.dt_min, dt_max=self.dt_max)
-            self.n_params_ = self.n_trainable_params_ = _count_parameters(network)
+            self._count_parameters(network)
             return network
         pretrained_network, pretrained_estimator = load_pretrained(self.pretrained)
 
@@ -256,12 +257,17 @@ class S4Estimator(BaseEstimator):
             net = self._build_net(network, lr=lr, callbacks=[])
             net.partial_fit({"x": X, "sample_weight": weight}, y, epochs=epochs)
 
-        network, self.n_params_ = finetuning_network(
+        network = finetuning_network(
             pretrained_network, X.shape[-1], self._n_outputs(),
             keep_head=self._same_task(pretrained_estimator), method=self.finetune,
             device=resolve_device(self.device), warmup=warmup)
-        self.n_trainable_params_ = _count_parameters(network, trainable_only=True)
+        self._count_parameters(network)
         return network
+
+    def _count_parameters(self, network):
+        """Set ``n_params_`` (adapters merged) and ``n_trainable_params_``."""
+        self.n_trainable_params_ = _count_parameters(network, trainable_only=True)
+        self.n_params_ = _count_parameters(merge_adapters(copy.deepcopy(network)))
 
     def _same_task(self, pretrained_estimator):
         """Whether the pretrained output layer fits this task (a bare S4Model: yes)."""

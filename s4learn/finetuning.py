@@ -51,10 +51,8 @@ def finetuning_network(network, n_channels, n_outputs, keep_head, method, device
 
     Returns
     -------
-    network : S4Model
+    S4Model
         The network to train.
-    n_params : int
-        Parameters of the network once adapters are merged.
     """
     if method is not None and not isinstance(method, FineTuningMethod):
         raise TypeError(f"finetune must be a method from s4learn.peft (LoRA, SDLoRA) or "
@@ -65,7 +63,6 @@ def finetuning_network(network, n_channels, n_outputs, keep_head, method, device
     network = merge_adapters(copy.deepcopy(network)).to(device)
     if not (keep_head and network.decoder.out_features == n_outputs):
         network.decoder = nn.Linear(network.decoder.in_features, n_outputs, device=device)
-    n_params = sum(parameter.numel() for parameter in network.parameters())
     if method is not None:
         network = method.adapt(network, warmup)
-    return network, n_params
+    return network

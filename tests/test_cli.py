@@ -1,4 +1,4 @@
-"""The s4learn command line: train, predict, bad input and resuming after a kill."""
+"""The s4learn command line: train, predict, fine-tune, bad input, resuming after a kill."""
 
 import json
 import os
@@ -12,22 +12,28 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from s4learn.checkpoints import load_checkpoint
-from s4learn.cli import main
+from s4learn.checkpoints import EpochCheckpoint, load_checkpoint
+from s4learn.cli import build_parser, main
+from s4learn.peft import AdaptedS4DKernel, LoRALinear, SDLoRA
 
 TINY = ["--epochs", "2", "--d_model", "8", "--n_layers", "1", "--d_state", "8"]
 
 
-@pytest.fixture
-def table(tmp_path):
+def write_table(folder):
     rng = np.random.RandomState(0)
     frame = pd.DataFrame(rng.randn(120, 3), columns=["temp", "wind", "rain"])
     frame["label"] = np.where(frame["temp"] + frame["wind"] > 0, "warm", "cold")
     frame["load"] = 2 * frame["temp"] - frame["rain"]
-    path = tmp_path / "weather.csv"
+    path = folder / "weather.csv"
     frame.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture
+def table(tmp_path):
+    return write_table(tmp_path)
 
 
 def run(tmp_path, *args):
@@ -105,7 +111,11 @@ def test_separate_files(tmp_path, table):
                  "--task", "regression", *TINY)
     assert status == 0
     metrics = json.loads((tmp_path / "s4learn_runs" / "s4model_metrics.json").read_text())
-    assert set(metrics) == {"task", "n_epochs", "train", "test"}
+    assert set(metrics) == {"task", "n_epochs", "n_params", "n_trainable_params", "train",
+                            "test"}
+    model = joblib.load(tmp_path / "s4learn_runs" / "s4model.joblib")
+    assert metrics["n_params"] == metrics["n_trainable_params"] == model.n_params_
+    assert model.n_params_ == sum(p.numel() for p in model.net_.module_.parameters())
 
 
 BAD_TRAIN_INPUTS = [
@@ -186,3 +196,200 @@ def test_kill_and_resume(tmp_path, table):
     assert metrics["n_epochs"] == epochs
     best = load_checkpoint(tmp_path / "s4learn_checkpoints" / "s4model_best.joblib")
     assert 1 <= best["epoch"] <= epochs and len(best["net"].history) == best["epoch"]
+
+
+# ------------------------------------------------------------------------ fine-tuning
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """The weather table and a tiny classifier of its label saved by ``s4learn train``."""
+    folder = tmp_path_factory.mktemp("pretrained")
+    table = write_table(folder)
+    assert run(folder, "train", "--dataset", table, "--dependent_variable", "label",
+               "--modelname", "base", "--quiet", *TINY) == 0
+    return table, folder / "s4learn_runs" / "base.joblib"
+
+
+def finetune_arguments(table, base, *settings):
+    return ["train", "--dataset", table, "--dependent_variable", "label", "--pretrained",
+            base, "--finetune", "sdlora", *settings, "--epochs", "2"]
+
+
+def has_adapters(estimator):
+    return any(isinstance(module, (LoRALinear, AdaptedS4DKernel))
+               for module in estimator.net_.module_.modules())
+
+
+def test_finetune_sdlora_counts_merges_and_predicts(tmp_path, pretrained, capsys):
+    table, base_path = pretrained
+    arguments = finetune_arguments(table, base_path, "--updatable_channels_dim", "2",
+                                   "--lora_rank", "2")
+    assert run(tmp_path, *arguments, "--modelname", "tuned") == 0
+    out = capsys.readouterr().out
+    runs = tmp_path / "s4learn_runs"
+    metrics = json.loads((runs / "tuned_metrics.json").read_text())
+    # d_model H = 8, d_state 8 (N/2 = 4 states), 1 input channel, the same 2 classes (so
+    # the pretrained head is kept). Trainable: LoRA of rank 2 on the encoder (1 -> H) and
+    # on the output projection (H -> 2H); every dt; A (real and imaginary part) and C
+    # (real and imaginary part) of 2 channels x ceil(0.25 * 4) = 1 state; D; the head.
+    H, rank = 8, 2
+    encoder, output_linear = rank * 1 + H * rank, rank * H + 2 * H * rank
+    kernel = H + 2 * 1 + 2 * 1 + 2 * 1 * 2
+    expected = encoder + kernel + H + output_linear + (H * 2 + 2)
+    assert expected == 108 and metrics["n_trainable_params"] == expected
+    base = joblib.load(base_path)
+    assert metrics["n_params"] == sum(p.numel() for p in base.net_.module_.parameters())
+    assert metrics["n_params"] == 338 and metrics["n_trainable_params"] < metrics["n_params"]
+    assert metrics["finetune"] == "sdlora" and metrics["pretrained"] == str(base_path)
+    assert "trainable parameters: 108 of 338 (32.0%)" in out
+    tuned = joblib.load(runs / "tuned.joblib")
+    # only the settings given reach the method; "2" is parsed as the count 2
+    assert tuned.finetune.get_params() == {**SDLoRA().get_params(),
+                                           "updatable_channels_dim": 2, "lora_rank": 2}
+    assert type(tuned.finetune.updatable_channels_dim) is int
+    assert tuned.pretrained == str(base_path)
+    assert not has_adapters(tuned)  # merged before saving
+    network, base_network = tuned.net_.module_, base.net_.module_
+    assert torch.equal(network.norms[0].weight, base_network.norms[0].weight)  # frozen
+    assert not torch.equal(network.encoder.weight, base_network.encoder.weight)  # LoRA
+    assert run(tmp_path, "predict", "--dataset", table, "--modelname", "tuned") == 0
+    predictions = pd.read_csv(runs / "tuned_predictions.csv")
+    features = pd.read_csv(table)[["temp", "wind", "rain", "load"]]
+    assert (predictions["y_pred"] == tuned.predict(features)).all()
+    np.testing.assert_allclose(predictions[["proba_cold", "proba_warm"]],
+                               tuned.predict_proba(features))
+
+
+def test_finetune_a_windowed_model(tmp_path, table):
+    """A --window model is a Pipeline; its estimator is fine-tuned, with --window again."""
+    data = ["--dataset", table, "--dependent_variable", "load", "--independent_variables",
+            "temp", "rain", "--window", "3", "--quiet"]
+    assert run(tmp_path, "train", *data, "--modelname", "base", *TINY) == 0
+    base_path = tmp_path / "s4learn_runs" / "base.joblib"
+    assert run(tmp_path, "train", *data, "--modelname", "tuned", "--pretrained", base_path,
+               "--finetune", "lora", "--lora_rank", "1", "--epochs", "2") == 0
+    tuned = joblib.load(tmp_path / "s4learn_runs" / "tuned.joblib")
+    assert tuned[-1].pretrained == str(base_path) and not has_adapters(tuned[-1])
+    # LoRA with rank 1 on encoder (2 -> 8) and output projection (8 -> 16), and the head
+    assert tuned[-1].n_trainable_params_ == (2 + 8) + (8 + 16) + (8 + 1)
+    assert run(tmp_path, "predict", "--dataset", table, "--modelname", "tuned") == 0
+    predictions = pd.read_csv(tmp_path / "s4learn_runs" / "tuned_predictions.csv")
+    frame = pd.read_csv(table)[["temp", "rain"]]
+    np.testing.assert_allclose(predictions["y_pred"], tuned.predict(frame))
+
+
+def test_dimensions_parse_as_counts_or_shares():
+    args = build_parser().parse_args(
+        ["train", "--pretrained", "base.joblib", "--finetune", "sdlora",
+         "--select_states_dim", "8", "--updatable_states_dim", "0.25",
+         "--select_channels_dim", "1.0"])
+    assert type(args.select_states_dim) is int and args.select_states_dim == 8
+    assert type(args.updatable_states_dim) is float and args.updatable_states_dim == 0.25
+    assert type(args.select_channels_dim) is float and args.select_channels_dim == 1.0
+    assert args.updatable_channels_dim is None and args.lora_rank is None  # not given
+
+
+FINETUNE_PARSER_ERRORS = [
+    (["--finetune", "lora"], "--finetune lora needs --pretrained"),
+    (["--lora_rank", "2"], "--lora_rank is a fine-tuning setting: it needs --pretrained"),
+    (["--pretrained", "base.joblib", "--finetune", "lora", "--select_states_dim", "2"],
+     "--select_states_dim does not apply to --finetune lora"),
+    (["--pretrained", "base.joblib", "--lora_rank", "2"],
+     "--lora_rank does not apply to --finetune full"),
+    (["--pretrained", "base.joblib", "--finetune", "full", "--warmup_lr", "0.01"],
+     "--warmup_lr does not apply to --finetune full"),
+    (["--pretrained", "base.joblib", "--finetune", "lora", "--ssm_method", "sdlora"],
+     "--ssm_method sdlora needs --finetune sdlora"),
+    (["--pretrained", "base.joblib", "--finetune", "sdlora", "--ssm_method", "lora",
+      "--updatable_states_dim", "2"], "--updatable_states_dim applies only with "
+                                      "--ssm_method sdlora"),
+    (["--pretrained", "base.joblib", "--finetune", "sdlora", "--updatable_states_dim",
+      "1.5"], "argument --updatable_states_dim: a share must be a float in (0, 1]"),
+    (["--pretrained", "base.joblib", "--finetune", "sdlora", "--select_channels_dim",
+      "many"], "argument --select_channels_dim: 'many' is neither an int count nor a "
+                 "float share"),
+]
+
+
+@pytest.mark.parametrize("arguments, message", FINETUNE_PARSER_ERRORS)
+def test_finetune_parser_errors(tmp_path, capsys, arguments, message):
+    with pytest.raises(SystemExit) as exit_info:
+        run(tmp_path, "train", *arguments)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: s4learn train" in err and f"s4learn train: error: {message}" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+FINETUNE_VALUE_ERRORS = [
+    (["--select_channels_dim", "2", "--updatable_channels_dim", "4"],
+     "updatable_channels_dim (4) must not exceed select_channels_dim (2)"),
+    (["--updatable_states_dim", "5"], "updatable_states_dim must be between 0 and 4"),
+    (["--lora_rank", "0"], "lora_rank must be a positive int, got 0"),
+    (["--warmup_epochs", "0"], "warmup_epochs must be a positive int, got 0"),
+    (["--window", "2"], "reads 1 input channels per step, but X has 4"),
+]
+
+
+@pytest.mark.parametrize("settings, message", FINETUNE_VALUE_ERRORS)
+def test_bad_finetune_values_are_errors(tmp_path, pretrained, capsys, settings, message):
+    table, base_path = pretrained
+    assert run(tmp_path, *finetune_arguments(table, base_path, *settings), "--quiet") == 2
+    err = capsys.readouterr().err
+    assert err == f"s4learn: error: cannot fine-tune {base_path}: {message}\n" or (
+        message in err and len(err.strip().splitlines()) == 1)
+    assert message in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # no model, results or checkpoints
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "pretrained model file missing.joblib not found"),
+    (b"garbage", "cannot read pretrained model file"),
+    ({"net": None}, "missing.joblib is not a model saved by 's4learn train'"),
+])
+def test_bad_pretrained_file(tmp_path, table, capsys, content, message):
+    if isinstance(content, bytes):
+        (tmp_path / "missing.joblib").write_bytes(content)
+    elif content is not None:
+        joblib.dump(content, tmp_path / "missing.joblib")
+    status = run(tmp_path, "train", "--dataset", table, "--dependent_variable", "label",
+                 "--pretrained", "missing.joblib", *TINY)
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "s4learn_runs").exists()
+
+
+class Interrupted(Exception):
+    """Stands for a kill right after a checkpoint was written."""
+
+
+def test_resumed_finetuning_equals_uninterrupted(tmp_path, pretrained, monkeypatch):
+    table, base_path = pretrained
+    arguments = [*finetune_arguments(table, base_path, "--updatable_channels_dim", "2",
+                                     "--lora_rank", "2"), "--epochs", "3", "--quiet"]
+    assert run(tmp_path, *arguments, "--modelname", "whole") == 0
+    save_checkpoint = EpochCheckpoint.on_epoch_end
+
+    def save_and_stop(self, net, **kwargs):
+        save_checkpoint(self, net, **kwargs)
+        if len(net.history) == 2:
+            raise Interrupted
+
+    monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", save_and_stop)
+    with pytest.raises(Interrupted):
+        run(tmp_path, *arguments, "--modelname", "cut")
+    monkeypatch.undo()
+    runs = tmp_path / "s4learn_runs"
+    assert load_checkpoint(tmp_path / "s4learn_checkpoints" / "cut_last.joblib")["epoch"] == 2
+    assert not (runs / "cut.joblib").exists()
+    assert run(tmp_path, *arguments, "--modelname", "cut", "--resume") == 0
+    whole, cut = (json.loads((runs / f"{name}_metrics.json").read_text())
+                  for name in ("whole", "cut"))
+    assert cut["n_epochs"] == 3
+    assert cut == whole  # parameter counts and scores included
+    whole, cut = (joblib.load(runs / f"{name}.joblib") for name in ("whole", "cut"))
+    assert not has_adapters(cut)
+    assert cut.n_trainable_params_ == whole.n_trainable_params_ == 108
+    features = pd.read_csv(table)[["temp", "wind", "rain", "load"]]
+    np.testing.assert_allclose(cut.predict_proba(features), whole.predict_proba(features),
+                               atol=1e-5)
