@@ -1,5 +1,8 @@
 """The S4D layer and network: recurrence equals convolution, causality, optimizer groups."""
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -99,6 +102,18 @@ def test_ssm_parameters_get_their_own_learning_rate_and_no_weight_decay():
     small_lr = param_groups(model, lr=1e-4, weight_decay=0.0)
     assert max(g["lr"] for g in small_lr) == 1e-4  # the SSM rate is a ceiling
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("copy_model", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))])
+def test_ssm_settings_survive_copies(copy_model):
+    model = S4Model(d_input=2, d_output=3, d_model=8, n_layers=2, d_state=4)
+    copied = copy_model(model)
+    groups = param_groups(model, lr=0.01, weight_decay=0.1)
+    copied_groups = param_groups(copied, lr=0.01, weight_decay=0.1)
+    assert [(g["lr"], g["weight_decay"], len(g["params"])) for g in copied_groups] == \
+        [(g["lr"], g["weight_decay"], len(g["params"])) for g in groups]
+    by_parameter = {id(p): g for g in copied_groups for p in g["params"]}
+    assert by_parameter[id(copied.layers[1].kernel.A_imag)]["lr"] == 0.001
 
 
 @pytest.mark.parametrize("prenorm,pool", [(False, "mean"), (True, "last")])

@@ -114,6 +114,23 @@ def test_lora_counts_exactly_its_adapters():
     assert model.net_.module_.decoder.out_features == 2
 
 
+@pytest.mark.parametrize("finetune", [SDLoRA(lora_rank=2), LoRA(ssm_method="lora")])
+def test_ssm_updates_train_with_the_ssm_settings(synthetic, finetune):
+    """dt, A and the updates of A keep the SSM's learning rate and no weight decay."""
+    X, y, base = synthetic
+    model = S4Regressor(pretrained=base, finetune=finetune, **{**TINY, "max_epochs": 1})
+    model.fit(X, y)
+    group_of = {id(p): g for g in model.net_.optimizer_.param_groups for p in g["params"]}
+    kernel = model.net_.module_.layers[0].kernel
+    ssm = [kernel.log_dt, *kernel.updates["log_A_real"].parameters(),
+           *kernel.updates["A_imag"].parameters()]
+    assert all(group_of[id(p)]["initial_lr"] == 0.001 for p in ssm)
+    assert all(group_of[id(p)]["weight_decay"] == 0.0 for p in ssm)
+    for p in kernel.updates["C"].parameters():
+        assert group_of[id(p)]["initial_lr"] == model.lr
+        assert group_of[id(p)]["weight_decay"] == model.weight_decay
+
+
 def test_same_classes_keep_the_pretrained_head(digits_base):
     base, X, y = digits_base
     X0, y0 = load_digits(return_X_y=True)

@@ -66,8 +66,8 @@ class S4DKernel(nn.Module):
     dt_min, dt_max : float, default=0.001, 0.1
         Range of the log-uniform initialisation of the step size dt.
     lr : float or None, default=0.001
-        Learning rate attached to ``log_dt``, ``log_A_real`` and ``A_imag`` (read by
-        :func:`s4learn.nn.param_groups`); they are never weight-decayed.
+        Learning rate of ``log_dt``, ``log_A_real`` and ``A_imag`` (see
+        :meth:`parameter_settings`); they are never weight-decayed.
     mode : {"fast", "plain"}, default="fast"
         How :meth:`forward` computes the kernel. ``"fast"``: real arithmetic in chunks
         of time steps with a backward pass that recomputes the powers of ``dA``
@@ -90,11 +90,17 @@ class S4DKernel(nn.Module):
         C = torch.randn(channels, H, N // 2, dtype=torch.cfloat)  # (c H N/2)
 
         self.C = nn.Parameter(torch.view_as_real(C))
-        self.log_dt = _ssm_parameter(log_dt, lr)
-        self.log_A_real = _ssm_parameter(torch.log(-A.real), lr)
-        self.A_imag = _ssm_parameter(A.imag, lr)
+        self.log_dt = nn.Parameter(log_dt)
+        self.log_A_real = nn.Parameter(torch.log(-A.real))
+        self.A_imag = nn.Parameter(A.imag)
+        self.ssm_settings = {"weight_decay": 0.0, **({} if lr is None else {"lr": lr})}
         self.mode = mode
         self._cache = None  # (key, kernel); never part of the state_dict or a pickle
+
+    def parameter_settings(self):
+        """Optimizer settings of dt and A, ``{name: settings}``, for
+        :func:`s4learn.nn.param_groups`: ``ssm_settings`` (no weight decay, ``lr``)."""
+        return {name: self.ssm_settings for name in ("log_dt", "log_A_real", "A_imag")}
 
     def discretize(self):
         """ZOH discretisation: ``(dtA, dB, C)`` of shapes (H N/2), (H N/2), (c H N/2).
@@ -234,11 +240,3 @@ class _Vandermonde(torch.autograd.Function):
         grad_dtA_imag = -(W_real * S_imag + W_imag * S_real).sum(0)
         return (grad_dtA_real, grad_dtA_imag, grad_W[:c, ..., :n], -grad_W[:c, ..., n:],
                 None, None)
-
-
-def _ssm_parameter(tensor, lr):
-    parameter = nn.Parameter(tensor)
-    parameter._optim = {"weight_decay": 0.0}
-    if lr is not None:
-        parameter._optim["lr"] = lr
-    return parameter

@@ -111,14 +111,20 @@ class AdaptedS4DKernel(S4DKernel):
             parameter.requires_grad_(name in trainable)
             setattr(self, name, parameter)
         self.mode = base.mode
+        self.ssm_settings = dict(base.ssm_settings)
         self._cache = None
         self.updates = nn.ModuleDict(updates)
-        for name, update in self.updates.items():
-            for parameter in update.parameters():  # the SSM's own optimizer settings
-                if hasattr(getattr(base, name), "_optim"):
-                    parameter._optim = dict(getattr(base, name)._optim)
         self.register_buffer("C_mask", None if C_mask is None
                              else C_mask.to(base.C.device, base.C.dtype))
+
+    def parameter_settings(self):
+        """The SSM settings for dt and A and for the parameters of their updates."""
+        settings = super().parameter_settings()
+        for name, update in self.updates.items():
+            if name in settings:
+                settings.update({f"updates.{name}.{parameter_name}": self.ssm_settings
+                                 for parameter_name, _ in update.named_parameters()})
+        return settings
 
     def ssm_parameters(self):
         tensors = {name: getattr(self, name) for name in self.SSM_NAMES}
@@ -131,8 +137,8 @@ class AdaptedS4DKernel(S4DKernel):
     def merged(self):
         """A plain :class:`~s4learn.nn.S4DKernel` with the updates folded in."""
         channels, H, half_N, _ = self.C.shape
-        lr = getattr(self.log_dt, "_optim", {}).get("lr")
-        kernel = S4DKernel(H, 2 * half_N, channels=channels, lr=lr, mode=self.mode)
+        kernel = S4DKernel(H, 2 * half_N, channels=channels,
+                           lr=self.ssm_settings.get("lr"), mode=self.mode)
         with torch.no_grad():
             tensors = dict(zip(self.SSM_NAMES, self.ssm_parameters()))
             kernel.load_state_dict(tensors)
