@@ -155,7 +155,7 @@ def main():
     L, H, N = MEMORY_SHAPE
     print(f"\nkernel fwd+bwd peak RSS growth, L={L} H={H} N={N}: plain {plain:.0f} MiB, "
           f"fast {fast:.0f} MiB, ratio {fast / plain:.3f}", flush=True)
-    bare, est = estimator_overhead(2 if args.quick else 5)
+    bare, est = estimator_overhead(2 if args.quick else 7)
     n, L = OVERHEAD_DATA
     print(f"\none epoch ({n} x {L} x 1, d_model=64, n_layers=2, batch 32): bare loop "
           f"{bare:.2f} s, S4Classifier.fit {est:.2f} s, ratio {est / bare:.2f}")

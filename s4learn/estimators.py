@@ -18,7 +18,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from .finetuning import finetuning_network, load_pretrained
 from .inputs import check_sequences
 from .nn import S4Model
-from .peft import merge_adapters
+from .peft import count_merged_parameters, merge_adapters
 from .training import CosineLR, S4Net, resolve_device, valid_accuracy, valid_r2
 
 _COMMON_PARAMETERS = """\
@@ -267,7 +267,7 @@ class S4Estimator(BaseEstimator):
     def _count_parameters(self, network):
         """Set ``n_params_`` (adapters merged) and ``n_trainable_params_``."""
         self.n_trainable_params_ = _count_parameters(network, trainable_only=True)
-        self.n_params_ = _count_parameters(merge_adapters(copy.deepcopy(network)))
+        self.n_params_ = count_merged_parameters(network)
 
     def _same_task(self, pretrained_estimator):
         """Whether the pretrained output layer fits this task (a bare S4Model: yes)."""

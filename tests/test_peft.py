@@ -15,8 +15,8 @@ from sklearn.model_selection import GridSearchCV
 from s4learn import S4Classifier, S4Regressor
 from s4learn.datasets import make_deep_s4_regression
 from s4learn.nn import S4DKernel, S4Model
-from s4learn.peft import (AdaptedS4DKernel, LoRA, LoRALinear, SDLoRA, merge_adapters,
-                          select_dimensions)
+from s4learn.peft import (AdaptedS4DKernel, LoRA, LoRALinear, SDLoRA,
+                          count_merged_parameters, merge_adapters, select_dimensions)
 
 TINY = dict(max_epochs=3, batch_size=32, dropout=0.0, device="cpu", random_state=0)
 
@@ -147,8 +147,10 @@ def test_merge_leaves_predictions_unchanged(synthetic):
                      LoRA(lora_rank=2, ssm_method="lora", D_method="full")):
         model = S4Regressor(pretrained=base, finetune=finetune, **TINY).fit(X, y)
         before = model.predict(X)
+        assert count_merged_parameters(model.net_.module_) == model.n_params_
         model.merge()
         network = model.net_.module_
+        assert sum(p.numel() for p in network.parameters()) == model.n_params_
         assert not any(isinstance(m, (LoRALinear, AdaptedS4DKernel))
                        for m in network.modules())
         assert isinstance(network.layers[0].kernel, S4DKernel)

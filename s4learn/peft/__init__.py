@@ -10,8 +10,8 @@ Pass a method to an estimator with ``pretrained=``::
 The adapter modules themselves (pure PyTorch) are in :mod:`s4learn.peft.adapters`.
 """
 
-from .adapters import AdaptedS4DKernel, LoRALinear, merge_adapters
+from .adapters import AdaptedS4DKernel, LoRALinear, count_merged_parameters, merge_adapters
 from .methods import FineTuningMethod, LoRA, SDLoRA, select_dimensions
 
 __all__ = ["AdaptedS4DKernel", "FineTuningMethod", "LoRA", "LoRALinear", "SDLoRA",
-           "merge_adapters", "select_dimensions"]
+           "count_merged_parameters", "merge_adapters", "select_dimensions"]

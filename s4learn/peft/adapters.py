@@ -145,6 +145,22 @@ class AdaptedS4DKernel(S4DKernel):
         return kernel.to(self.C.device)
 
 
+def count_merged_parameters(module):
+    """Parameters that ``module`` has once :func:`merge_adapters` has run, without merging.
+
+    Adapters keep their base tensors as parameters; merging drops only the adapters' own
+    factors and updates, so those are left out of the count.
+    """
+    adapter_only = set()
+    for submodule in module.modules():
+        if isinstance(submodule, LoRALinear):
+            adapter_only.update((id(submodule.lora_A), id(submodule.lora_B)))
+        elif isinstance(submodule, AdaptedS4DKernel):
+            adapter_only.update(id(parameter) for parameter in submodule.updates.parameters())
+    return sum(parameter.numel() for parameter in module.parameters()
+               if id(parameter) not in adapter_only)
+
+
 def merge_adapters(module):
     """Replace every adapter inside ``module`` by the plain module it computes.
 
