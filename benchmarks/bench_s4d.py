@@ -1,4 +1,4 @@
-"""Plain vs fast S4D path: training step, prediction, kernel memory, estimator overhead.
+"""Plain vs fast S4D path: training step, prediction, memory, estimator overhead.
 
 Run ``python benchmarks/bench_s4d.py`` (``--quick`` for fewer repeats). Timings are the
 minimum over repeats, plain and fast interleaved so that both see the same load.
@@ -59,30 +59,43 @@ def layer_timings(B, L, H, N, repeats, device="cpu"):
                             predict("fast")], repeats, device)
 
 
-def kernel_peak_memory(mode):
-    """Peak RSS growth (MiB) of kernel forward+backward, in a fresh subprocess.
+def peak_memory_growth(setup, warmup, measure):
+    """Peak RSS growth (MiB) of the code ``measure``, in a fresh subprocess.
 
-    The peak (VmHWM) is reset through ``/proc/self/clear_refs`` after a warm-up, so this
-    needs Linux.
+    ``setup`` and ``warmup`` run first; then the peak (VmHWM) is reset through
+    ``/proc/self/clear_refs``, so this needs Linux.
     """
-    L, H, N = MEMORY_SHAPE
-    code = (
-        "import torch\n"
-        "def status(field):\n"
-        "    for line in open('/proc/self/status'):\n"
-        "        if line.startswith(field):\n"
-        "            return int(line.split()[1])\n"
-        "from s4learn.nn import S4DKernel\n"
-        "torch.set_num_threads(2)\n"
-        f"kernel = S4DKernel({H}, {N}, mode={mode!r})\n"
-        "kernel(16).sum().backward()\n"
-        "open('/proc/self/clear_refs', 'w').write('5')\n"
-        "base = status('VmRSS')\n"
-        f"kernel({L}).sum().backward()\n"
-        "print((status('VmHWM') - base) / 1024)\n")
+    code = "\n".join([
+        "import torch",
+        "from s4learn.nn import S4D, S4DKernel",
+        "def status(field):",
+        "    for line in open('/proc/self/status'):",
+        "        if line.startswith(field):",
+        "            return int(line.split()[1])",
+        "torch.set_num_threads(2)",
+        setup, warmup,
+        "open('/proc/self/clear_refs', 'w').write('5')",
+        "base = status('VmRSS')",
+        measure,
+        "print((status('VmHWM') - base) / 1024)"])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     return float(out.stdout.strip())
+
+
+def kernel_peak_memory(mode):
+    """Peak RSS growth (MiB) of kernel forward+backward at ``MEMORY_SHAPE``."""
+    L, H, N = MEMORY_SHAPE
+    return peak_memory_growth(f"kernel = S4DKernel({H}, {N}, mode={mode!r})",
+                              "kernel(16).sum().backward()",
+                              f"kernel({L}).sum().backward()")
+
+
+def layer_peak_memory(B, L, H, N, mode):
+    """Peak RSS growth (MiB) of one S4D layer's training step (input included)."""
+    step = "layer(torch.randn({}, {}, {}, requires_grad=True)).sum().backward()"
+    return peak_memory_growth(f"layer = S4D({H}, {N}, mode={mode!r})",
+                              step.format(B, 16, H), step.format(B, L, H))
 
 
 def bare_epoch(X, y, model_kwargs, batch_size, lr, weight_decay):
@@ -146,12 +159,15 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
           f"layer timings on {args.device}")
     print("| B | L | H | N | train plain ms | train fast ms | ratio "
-          "| predict plain ms | predict fast ms | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| predict plain ms | predict fast ms | ratio "
+          "| train peak plain MiB | train peak fast MiB | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for B, L, H, N in SHAPES:
         tp, tf, pp, pf = layer_timings(B, L, H, N, repeats, args.device)
+        mp, mf = (layer_peak_memory(B, L, H, N, mode) for mode in ("plain", "fast"))
         print(f"| {B} | {L} | {H} | {N} | {tp:.1f} | {tf:.1f} | {tf / tp:.2f} "
-              f"| {pp:.1f} | {pf:.1f} | {pf / pp:.2f} |", flush=True)
+              f"| {pp:.1f} | {pf:.1f} | {pf / pp:.2f} "
+              f"| {mp:.0f} | {mf:.0f} | {mf / mp:.2f} |", flush=True)
     plain, fast = kernel_peak_memory("plain"), kernel_peak_memory("fast")
     L, H, N = MEMORY_SHAPE
     print(f"\nkernel fwd+bwd peak RSS growth, L={L} H={H} N={N}: plain {plain:.0f} MiB, "
