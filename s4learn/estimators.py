@@ -254,6 +254,9 @@ class S4Estimator(BaseEstimator):
         pretrained_network, pretrained_estimator = load_pretrained(self.pretrained)
 
         def warmup(network, epochs, lr):
+            if self.verbose:
+                print(f"Warmup: {epochs} epoch(s) of the SSM parameters at lr={lr} to "
+                      f"choose the dimensions to tune")
             net = self._build_net(network, lr=lr, callbacks=[])
             net.partial_fit({"x": X, "sample_weight": weight}, y, epochs=epochs)
 

@@ -249,3 +249,12 @@ def test_bad_pretrained_models(synthetic, tmp_path):
         S4Regressor(pretrained=S4Regressor(), **TINY).fit(X, y)
     with pytest.raises(ValueError, match="pretrained model file not found"):
         S4Regressor(pretrained=tmp_path / "missing.joblib", **TINY).fit(X, y)
+
+
+def test_verbose_sdlora_announces_its_warmup(synthetic, capsys):
+    X, y, base = synthetic
+    S4Regressor(pretrained=base, finetune=SDLoRA(warmup_epochs=2, warmup_lr=0.005),
+                verbose=1, **{**TINY, "max_epochs": 1}).fit(X, y)
+    out = capsys.readouterr().out
+    assert out.startswith("Warmup: 2 epoch(s) of the SSM parameters at lr=0.005")
+    assert out.count("train_loss") == 2  # the warmup's epoch table, then fit's
