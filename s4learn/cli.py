@@ -39,7 +39,7 @@ SELECTION_SETTINGS = ("select_channels_dim", "updatable_channels_dim", "select_s
 METHOD_SETTINGS = {"full": (), "lora": LORA_SETTINGS,
                    "sdlora": LORA_SETTINGS + SELECTION_SETTINGS}
 # options that the pretrained network's architecture replaces
-ARCHITECTURE_OPTIONS = ("n_layers", "d_model", "d_state", "dropout", "prenorm")
+ARCHITECTURE_OPTIONS = ("n_layers", "d_model", "d_state", "prenorm")
 
 
 class UsageError(Exception):
@@ -129,7 +129,7 @@ def _add_train_arguments(parser):
     model.add_argument("--seed", type=int, default=0, help="random_state and split seed")
     _add_finetune_arguments(parser.add_argument_group(
         "fine-tuning", "start from a model saved by 's4learn train'; its architecture "
-        "replaces --n_layers, --d_model, --d_state, --dropout and --prenorm"))
+        "replaces --n_layers, --d_model, --d_state and --prenorm"))
     output = parser.add_argument_group("output")
     _add_output_arguments(output)
     output.add_argument("--checkpoint_dir", default="s4learn_checkpoints",

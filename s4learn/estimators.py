@@ -82,8 +82,9 @@ _COMMON_PARAMETERS = """\
         Start from a pretrained network: a fitted S4Classifier/S4Regressor, the path of
         one saved with joblib, or an :class:`s4learn.nn.S4Model`. Its architecture
         replaces ``d_model``, ``n_layers``, ``d_state``, ``prenorm``,
-        ``bidirectional``, ``init``, ``dt_min`` and ``dt_max``, which are then unused;
-        the data must have as many channels per step as it was trained on. The output
+        ``bidirectional``, ``init``, ``dt_min`` and ``dt_max``, which are then unused
+        (``dropout`` applies to the fine-tuned network); the data must have as many
+        channels per step as it was trained on. The output
         layer is kept when the task is the same (same classes, or same number of
         outputs), else a new one is trained. ``pretrained`` is never modified, and
         ``clone`` keeps it as it is (it is not refitted).
@@ -263,7 +264,7 @@ class S4Estimator(BaseEstimator):
         network = finetuning_network(
             pretrained_network, X.shape[-1], self._n_outputs(),
             keep_head=self._same_task(pretrained_estimator), method=self.finetune,
-            device=resolve_device(self.device), warmup=warmup)
+            device=resolve_device(self.device), warmup=warmup, dropout=self.dropout)
         self._count_parameters(network)
         return network
 

@@ -31,7 +31,8 @@ def load_pretrained(pretrained):
                     f"{type(pretrained).__name__}")
 
 
-def finetuning_network(network, n_channels, n_outputs, keep_head, method, device, warmup):
+def finetuning_network(network, n_channels, n_outputs, keep_head, method, device, warmup,
+                       dropout):
     """A copy of ``network`` adapted by ``method`` for data with ``n_channels`` channels.
 
     Parameters
@@ -48,6 +49,8 @@ def finetuning_network(network, n_channels, n_outputs, keep_head, method, device
         Device to adapt and train on.
     warmup : callable
         ``warmup(network, epochs, lr)``, passed to ``method.adapt``.
+    dropout : float
+        Dropout rate of the copy's blocks (a training setting, not architecture).
 
     Returns
     -------
@@ -61,6 +64,9 @@ def finetuning_network(network, n_channels, n_outputs, keep_head, method, device
         raise ValueError(f"the pretrained network reads {network.encoder.in_features} "
                          f"input channels per step, but X has {n_channels}")
     network = merge_adapters(copy.deepcopy(network)).to(device)
+    for module in network.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = dropout
     if not (keep_head and network.decoder.out_features == n_outputs):
         network.decoder = nn.Linear(network.decoder.in_features, n_outputs, device=device)
     if method is not None:
