@@ -117,7 +117,8 @@ class S4Estimator(BaseEstimator):
     def __init__(self, *, d_model=64, n_layers=4, d_state=64, dropout=0.1, prenorm=False,
                  bidirectional=False, init="legs", dt_min=0.001, dt_max=0.1, lr=0.01,
                  weight_decay=0.01, batch_size=64, max_epochs=60, patience=None,
-                 validation_fraction=0.1, input_type="auto", image_layout="auto", grayscale=False, num_workers=0, device="auto",
+                 validation_fraction=0.1, input_type="auto", image_layout="auto",
+                 grayscale=False, num_workers=0, device="auto",
                  random_state=None, verbose=0, callbacks=None, warm_start=False,
                  pretrained=None, finetune=None):
         self.d_model = d_model
@@ -412,7 +413,8 @@ class S4Classifier(ClassifierMixin, S4Estimator):
     def __init__(self, *, d_model=64, n_layers=4, d_state=64, dropout=0.1, prenorm=False,
                  bidirectional=False, init="legs", dt_min=0.001, dt_max=0.1, lr=0.01,
                  weight_decay=0.01, batch_size=64, max_epochs=60, patience=None,
-                 validation_fraction=0.1, input_type="auto", image_layout="auto", grayscale=False, num_workers=0, device="auto",
+                 validation_fraction=0.1, input_type="auto", image_layout="auto",
+                 grayscale=False, num_workers=0, device="auto",
                  random_state=None, verbose=0, callbacks=None, warm_start=False,
                  pretrained=None, finetune=None, class_weight=None):
         super().__init__(
@@ -426,7 +428,6 @@ class S4Classifier(ClassifierMixin, S4Estimator):
             verbose=verbose, callbacks=callbacks, warm_start=warm_start,
             pretrained=pretrained, finetune=finetune)
         self.class_weight = class_weight
-
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train one more epoch at the constant learning rate ``lr``.
@@ -529,7 +530,6 @@ class S4Regressor(RegressorMixin, S4Estimator):
     _stratified_split = False
     _valid_score = staticmethod(valid_r2)
     _valid_score_name = "valid_r2"
-
 
     def partial_fit(self, X, y, sample_weight=None):
         """Train one more epoch at the constant learning rate ``lr``."""

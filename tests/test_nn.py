@@ -104,7 +104,8 @@ def test_ssm_parameters_get_their_own_learning_rate_and_no_weight_decay():
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
 
 
-@pytest.mark.parametrize("copy_model", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))])
+@pytest.mark.parametrize("copy_model", [copy.deepcopy,
+                                        lambda m: pickle.loads(pickle.dumps(m))])
 def test_ssm_settings_survive_copies(copy_model):
     model = S4Model(d_input=2, d_output=3, d_model=8, n_layers=2, d_state=4)
     copied = copy_model(model)
