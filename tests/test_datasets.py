@@ -8,9 +8,11 @@ import struct
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from torchvision.datasets import CIFAR10
 
-from s4learn.datasets import load_cifar10, load_digits_images, load_mnist, load_table
+from s4learn.datasets import (load_cifar10, load_digits_images, load_mnist, load_table,
+                              make_deep_s4_regression)
 
 
 def write_idx(path, array, compress=False):
@@ -115,3 +117,25 @@ def test_load_table_errors(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
     with pytest.raises(ValueError, match="cannot read"):
         load_table(tmp_path / "bad.parquet")
+
+
+def test_deep_s4_regression_is_deterministic_and_shaped():
+    settings = dict(n_samples=50, seq_len=12, d_model=4, frozen_n_layers=3,
+                    frozen_d_state=6)
+    X, y, base = make_deep_s4_regression(**settings, random_state=1)
+    X2, y2, base2 = make_deep_s4_regression(**settings, random_state=1)
+    X3, y3, _ = make_deep_s4_regression(**settings, random_state=2)
+    assert X.shape == (50, 12, 4) and X.dtype == np.float32 and y.shape == (50,)
+    np.testing.assert_array_equal(X, X2)
+    np.testing.assert_array_equal(y, y2)
+    assert all(torch.equal(a, b) for a, b in zip(base.state_dict().values(),
+                                                 base2.state_dict().values()))
+    assert not np.allclose(y, y3)
+    np.testing.assert_allclose([y.mean(), y.std()], [0, 1], atol=1e-9)  # standardised
+    assert len(base.layers) == 3 and base.layers[0].kernel.log_A_real.shape == (4, 3)
+    assert not base.training
+    with torch.no_grad():  # the base is another network than the target
+        assert not np.allclose(base(torch.from_numpy(X)).numpy().ravel(), y, atol=0.1)
+    _, y_multi, _ = make_deep_s4_regression(n_samples=20, n_outputs=2, noise=0.5,
+                                            random_state=0)
+    assert y_multi.shape == (20, 2)
