@@ -13,9 +13,9 @@ from skorch.callbacks import Callback
 class EpochCheckpoint(Callback):
     """Save the net at the end of every epoch, and again when its epoch is the best.
 
-    Each checkpoint is a dict ``{"net", "torch_rng_state", "epoch"}`` written with
-    :func:`atomic_dump`, so a process killed at any moment leaves the previous complete
-    file. ``net`` holds the module, optimizer, history and callbacks (learning-rate
+    Each checkpoint is a dict ``{"net", "torch_rng_state", "epoch", "settings"}``
+    written with :func:`atomic_dump`, so a process killed at any moment leaves the
+    previous complete file. ``net`` holds the module, optimizer, history and callbacks (learning-rate
     schedule included); with ``torch_rng_state`` it lets
     ``S4Classifier._resume_fit`` / ``S4Regressor._resume_fit`` finish the run as if it
     had not stopped. The validation data are not saved.
@@ -27,15 +27,19 @@ class EpochCheckpoint(Callback):
     best_path : str or path or None, default=None
         File rewritten after each epoch with the lowest validation loss so far (the
         lowest training loss when there are no validation data).
+    settings : dict or None, default=None
+        What produced the run (the command line's options), saved with every checkpoint
+        so that a resumed run can check it repeats them.
     """
 
-    def __init__(self, last_path, best_path=None):
+    def __init__(self, last_path, best_path=None, settings=None):
         self.last_path = last_path
         self.best_path = best_path
+        self.settings = settings
 
     def on_epoch_end(self, net, **kwargs):
         state = {"net": net, "torch_rng_state": torch.get_rng_state(),
-                 "epoch": len(net.history)}
+                 "epoch": len(net.history), "settings": self.settings}
         train_split, net.train_split = net.train_split, None
         try:
             atomic_dump(state, self.last_path)

@@ -40,6 +40,9 @@ METHOD_SETTINGS = {"full": (), "lora": LORA_SETTINGS,
                    "sdlora": LORA_SETTINGS + SELECTION_SETTINGS}
 # options that the pretrained network's architecture replaces
 ARCHITECTURE_OPTIONS = ("n_layers", "d_model", "d_state", "prenorm")
+# options that may change when a run is resumed: they do not change its result
+SETTINGS_FREE_ON_RESUME = ("resume", "overwrite", "quiet", "device", "num_workers",
+                           "ignored_options")
 
 
 class UsageError(Exception):
@@ -253,14 +256,15 @@ def train(args):
     _check_train_arguments(args)
     paths = _train_paths(args)
     _check_free(paths, args, resuming=args.resume)
+    checkpoint = _checkpoint_to_resume(paths["last"], args) if args.resume else None
     pretrained = _load_pretrained(args.pretrained) if args.pretrained else None
     splits, task = _load_splits(args)
     estimator = _make_estimator(args, task, paths, pretrained)
-    _fit(estimator, splits, args, paths)
+    _fit(estimator, splits, args, checkpoint)
     n_trainable, n_params = estimator.n_trainable_params_, estimator.n_params_
     if args.pretrained:
         estimator.merge()  # plain weights: the saved model predicts at the base speed
-    if args.pretrained:  # a path, not a copy of the pretrained model inside the file
+        # a path, not a copy of the pretrained model inside the file
         estimator.set_params(pretrained=str(args.pretrained))
     model = estimator
     if args.window:
@@ -313,6 +317,35 @@ def _train_paths(args):
     for split in SPLITS:
         paths[f"{split}_results"] = output / f"{name}_{split}_results.{args.format}"
     return paths
+
+
+def run_settings(args):
+    """The options of a ``train`` run that a resumed run must repeat, as plain values."""
+    return {name: str(value) if isinstance(value, Path) else value
+            for name, value in sorted(vars(args).items())
+            if name not in SETTINGS_FREE_ON_RESUME and not callable(value)}
+
+
+def _checkpoint_to_resume(path, args):
+    """The checkpoint at ``path``, if it was written by a run with the same settings."""
+    checkpoint = _load(path, "checkpoint")
+    saved = checkpoint.get("settings")
+    if saved is not None:  # written by a run of this command
+        current = run_settings(args)
+        changed = [f"--{name} {_format_setting(saved.get(name))} "
+                   f"(now {_format_setting(current[name])})"
+                   for name in current if saved.get(name) != current[name]]
+        if changed:
+            raise UsageError(f"--resume: {path} was written by a run with "
+                             f"{', '.join(changed)}; resume with the same options, or "
+                             f"start anew with --overwrite")
+    if not args.quiet:
+        print(f"Resuming from {path} after epoch {checkpoint['epoch']}")
+    return checkpoint
+
+
+def _format_setting(value):
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def _check_free(paths, args, resuming=False):
@@ -485,7 +518,7 @@ def _finetune_method(args):
 def _make_estimator(args, task, paths, pretrained=None):
     estimator_class = S4Classifier if task == "classification" else S4Regressor
     is_image = (args.trainset or args.dataset) in IMAGE_DATASETS
-    checkpoint = EpochCheckpoint(paths["last"], paths["best"])
+    checkpoint = EpochCheckpoint(paths["last"], paths["best"], settings=run_settings(args))
     finetuning = {}
     if pretrained is not None:
         model, estimator = pretrained
@@ -514,16 +547,13 @@ def _note_finetuning(args, method):
           f"{'every parameter (full)' if method is None else method}")
 
 
-def _fit(estimator, splits, args, paths):
+def _fit(estimator, splits, args, checkpoint=None):
     train, val = splits["train"], splits.get("val")
     validation = (val.X, val.y) if val is not None else None
     try:
-        if args.resume:
-            state = _load(paths["last"], "checkpoint")
-            if not args.quiet:
-                print(f"Resuming from {paths['last']} after epoch {state['epoch']}")
-            estimator._resume_fit(train.X, train.y, state["net"], state["torch_rng_state"],
-                                  validation_data=validation)
+        if checkpoint is not None:
+            estimator._resume_fit(train.X, train.y, checkpoint["net"],
+                                  checkpoint["torch_rng_state"], validation_data=validation)
         else:
             estimator.fit(train.X, train.y, validation_data=validation)
     except ValueError as error:

@@ -199,6 +199,24 @@ def test_kill_and_resume(tmp_path, table):
     assert 1 <= best["epoch"] <= epochs and len(best["net"].history) == best["epoch"]
 
 
+def test_resume_with_other_settings_is_refused(tmp_path, table, capsys):
+    arguments = ["train", "--dataset", table, "--dependent_variable", "label", *TINY]
+    assert run(tmp_path, *arguments, "--quiet") == 0
+    model = tmp_path / "s4learn_runs" / "s4model.joblib"
+    saved = model.read_bytes()
+    capsys.readouterr()
+    changed = [*arguments, "--lr", "0.5", "--seed", "3", "--resume", "--overwrite"]
+    assert run(tmp_path, *changed) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("s4learn: error: --resume: s4learn_checkpoints/s4model_last.joblib "
+                          "was written by a run with --lr 0.01 (now 0.5), --seed 0 (now 3);")
+    assert model.read_bytes() == saved
+    # --quiet, --overwrite and --device do not change the result: resuming is allowed
+    assert run(tmp_path, *arguments, "--device", "cpu", "--resume", "--overwrite") == 0
+    assert "Resuming from s4learn_checkpoints/s4model_last.joblib after epoch 2" in \
+        capsys.readouterr().out
+
+
 # ------------------------------------------------------------------------ fine-tuning
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
