@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-from skorch.callbacks import EarlyStopping, EpochScoring, ProgressBar
+from skorch.callbacks import EpochScoring, ProgressBar
 from skorch.dataset import Dataset, ValidSplit
 from skorch.helper import predefined_split
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
@@ -19,7 +19,8 @@ from .finetuning import finetuning_network, load_pretrained
 from .inputs import check_sequences
 from .nn import S4Model
 from .peft import count_merged_parameters, merge_adapters
-from .training import CosineLR, S4Net, resolve_device, valid_accuracy, valid_r2
+from .training import (CosineLR, ResumableEarlyStopping, S4Net, resolve_device,
+                       valid_accuracy, valid_r2)
 
 _COMMON_PARAMETERS = """\
     d_model : int, default=64
@@ -198,6 +199,9 @@ class S4Estimator(BaseEstimator):
             self.net_, self.torch_rng_state_ = resume_from
             epochs -= len(self.net_.history)  # the saved schedule already counts them
             self._count_parameters(self.net_.module_)
+            for _, callback in self.net_.callbacks_:
+                if isinstance(callback, ResumableEarlyStopping):
+                    callback.resuming = True
         X = self._scale_inputs(X)
         with self._torch_rng(reset and resume_from is None):
             if resume_from is None:
@@ -310,7 +314,7 @@ class S4Estimator(BaseEstimator):
         callbacks = [("lr_schedule", CosineLR()), ("valid_score", EpochScoring(
             self._valid_score, lower_is_better=False, name=self._valid_score_name))]
         if self.patience is not None:
-            callbacks.append(("early_stopping", EarlyStopping(
+            callbacks.append(("early_stopping", ResumableEarlyStopping(
                 monitor="valid_loss", patience=self.patience, load_best=True)))
         if self.verbose and sys.stderr.isatty():
             callbacks.append(("progress_bar", ProgressBar()))

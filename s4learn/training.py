@@ -6,7 +6,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping
 from skorch.utils import to_tensor
 
 from .nn import param_groups
@@ -68,6 +68,33 @@ class CosineLR(Callback):
             group.setdefault("initial_lr", group["lr"])
             group["lr"] = group["initial_lr"] * factor
         net.history.record("lr", net.optimizer_.param_groups[0]["lr"])
+
+
+class ResumableEarlyStopping(EarlyStopping):
+    """skorch's ``EarlyStopping``, whose state can carry on into a resumed fit.
+
+    skorch resets the count of epochs without improvement, the best score and the best
+    weights whenever training begins, and leaves the best weights out of a pickle. Here
+    a pickle taken during training (a checkpoint) keeps them, and a fit resumed from it
+    sets ``resuming`` so that the saved state is kept: it stops, and restores the best
+    epoch, where the uninterrupted fit would have. The best weights are dropped once
+    training ends, so a fitted model does not carry a second copy of its network.
+    """
+
+    resuming = False
+
+    def on_train_begin(self, net, **kwargs):
+        if self.resuming:
+            self.resuming = False
+            return
+        super().on_train_begin(net, **kwargs)
+
+    def on_train_end(self, net, **kwargs):
+        super().on_train_end(net, **kwargs)
+        self.best_model_weights_ = None
+
+    def __getstate__(self):
+        return self.__dict__.copy()
 
 
 def valid_accuracy(net, X, y):

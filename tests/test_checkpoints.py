@@ -55,6 +55,30 @@ def test_resumed_fit_equals_uninterrupted_fit(tmp_path):
     assert load_checkpoint(best)["epoch"] == best_epoch
 
 
+def test_resumed_fit_stops_early_where_the_uninterrupted_fit_stops(tmp_path):
+    X, y = make_data()
+    validation = (X[:20], 1 - y[:20])  # inverted labels: the first epoch stays the best
+    settings = dict(patience=2, max_epochs=8, lr=0.05)
+    full = make_classifier(None).set_params(**settings).fit(X, y, validation_data=validation)
+    assert full.n_epochs_ == 3  # epoch 1 best, then two epochs without improvement
+    last = tmp_path / "last.joblib"
+    interrupted = make_classifier([("checkpoint", EpochCheckpoint(last)),
+                                   ("stop", StopAtEpoch(3))]).set_params(**settings)
+    with pytest.raises(Interrupt):
+        interrupted.fit(X, y, validation_data=validation)
+    state = load_checkpoint(last)
+    assert state["epoch"] == 2  # epoch 2 did not improve on epoch 1
+    dict(state["net"].callbacks_)["stop"].epoch = None
+    resumed = make_classifier(None).set_params(**settings)._resume_fit(
+        X, y, state["net"], state["torch_rng_state"], validation_data=validation)
+    assert resumed.n_epochs_ == 3
+    np.testing.assert_allclose(resumed.predict_proba(X), full.predict_proba(X), atol=1e-5)
+    assert dict(resumed.net_.callbacks_)["early_stopping"].best_model_weights_ is None
+    # a later fit of the same estimator counts afresh
+    resumed.set_params(warm_start=True).fit(X, y, validation_data=validation)
+    assert resumed.n_epochs_ == 6
+
+
 def test_atomic_dump_keeps_the_old_file_on_failure(tmp_path):
     path = tmp_path / "value.joblib"
     atomic_dump({"a": 1}, path)
