@@ -1,12 +1,14 @@
 """The skorch training engine behind the estimators: one net, callbacks for the rest."""
 
 import math
+import re
+import sys
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping, PrintLog
 from skorch.utils import to_tensor
 
 from .nn import param_groups
@@ -20,7 +22,12 @@ class S4Net(NeuralNet):
     - ``X`` may be a dict ``{"x": sequences, "sample_weight": weights}``; the module
       sees only ``x`` and the per-sample losses (criterion with ``reduction="none"``)
       are weighted before averaging.
+    - The epoch table is :class:`PlainPrintLog`'s.
     """
+
+    def get_default_callbacks(self):
+        return [(name, PlainPrintLog() if name == "print_log" else callback)
+                for name, callback in super().get_default_callbacks()]
 
     def initialize_optimizer(self, *args, **kwargs):
         settings = self.get_params_for("optimizer")
@@ -43,6 +50,20 @@ class S4Net(NeuralNet):
         if isinstance(X, Mapping) and "sample_weight" in X:
             loss = loss * to_tensor(X["sample_weight"], device=self.device)
         return loss.mean()
+
+
+class PlainPrintLog(PrintLog):
+    """skorch's per-epoch table, without its colour codes when stdout is no terminal.
+
+    Logs written to a file or a pipe then read as plain text; on a terminal the best
+    scores stay highlighted.
+    """
+
+    ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
+
+    def table(self, row):
+        text = super().table(row)
+        return text if sys.stdout.isatty() else self.ANSI_CODE.sub("", text)
 
 
 class CosineLR(Callback):

@@ -1,6 +1,7 @@
 """Behaviour of S4Classifier and S4Regressor on real and synthetic data."""
 
 import pickle
+import sys
 
 import joblib
 import numpy as np
@@ -194,5 +195,11 @@ def test_validation_data_and_verbose_epoch_lines(capsys, digits):
     out = capsys.readouterr().out
     assert "valid_loss" in out and "valid_acc" in out and "dur" in out
     assert len([line for line in out.splitlines() if line.strip().startswith(("1", "2"))]) == 2
+    assert "\x1b[" not in out  # no colour codes when the output is not a terminal
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys.stdout, "isatty", lambda: True)
+        S4Classifier(**{**TINY, "max_epochs": 1, "verbose": 1}).fit(X_train[:100],
+                                                                   y_train[:100])
+    assert "\x1b[" in capsys.readouterr().out  # on a terminal, best scores highlighted
     S4Classifier(**{**TINY, "max_epochs": 2}).fit(X_train[:200], y_train[:200])
     assert capsys.readouterr().out == ""
