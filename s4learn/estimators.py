@@ -85,10 +85,10 @@ _COMMON_PARAMETERS = """\
         replaces ``d_model``, ``n_layers``, ``d_state``, ``prenorm``,
         ``bidirectional``, ``init``, ``dt_min`` and ``dt_max``, which are then unused
         (``dropout`` applies to the fine-tuned network); the data must have as many
-        channels per step as it was trained on. The output
-        layer is kept when the task is the same (same classes, or same number of
-        outputs), else a new one is trained. ``pretrained`` is never modified, and
-        ``clone`` keeps it as it is (it is not refitted).
+        channels per step as it was trained on. The output layer is kept when the
+        task is the same (same classes, or same number of outputs), else a new one is
+        trained. ``pretrained`` is never modified, and ``clone`` keeps it as it is
+        (it is not refitted).
     finetune : LoRA, SDLoRA or None, default=None
         How to fine-tune ``pretrained`` (see :mod:`s4learn.peft`); None trains every
         parameter (full fine-tuning). Needs ``pretrained``."""
