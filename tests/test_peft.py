@@ -162,7 +162,9 @@ def test_merge_leaves_predictions_unchanged(synthetic):
         model = S4Regressor(pretrained=base, finetune=finetune, **TINY).fit(X, y)
         before = model.predict(X)
         assert count_merged_parameters(model.net_.module_) == model.n_params_
+        rng_state = torch.get_rng_state()
         model.merge()
+        assert torch.equal(torch.get_rng_state(), rng_state)  # the caller's RNG untouched
         network = model.net_.module_
         assert sum(p.numel() for p in network.parameters()) == model.n_params_
         assert not any(isinstance(m, (LoRALinear, AdaptedS4DKernel))

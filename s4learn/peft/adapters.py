@@ -43,9 +43,10 @@ class LoRALinear(nn.Module):
 
     def merged(self):
         """A plain ``nn.Linear`` computing the same function (in eval mode)."""
-        linear = nn.Linear(self.base.in_features, self.base.out_features,
-                           bias=self.base.bias is not None,
-                           device=self.base.weight.device, dtype=self.base.weight.dtype)
+        linear = nn.utils.skip_init(  # no random init: the weights are set below
+            nn.Linear, self.base.in_features, self.base.out_features,
+            bias=self.base.bias is not None, device=self.base.weight.device,
+            dtype=self.base.weight.dtype)
         with torch.no_grad():
             linear.weight.copy_(self.base.weight + self.scaling * self.lora_B @ self.lora_A)
             if self.base.bias is not None:
@@ -137,8 +138,9 @@ class AdaptedS4DKernel(S4DKernel):
     def merged(self):
         """A plain :class:`~s4learn.nn.S4DKernel` with the updates folded in."""
         channels, H, half_N, _ = self.C.shape
-        kernel = S4DKernel(H, 2 * half_N, channels=channels,
-                           lr=self.ssm_settings.get("lr"), mode=self.mode)
+        with torch.random.fork_rng(devices=[]):  # its random init is overwritten below
+            kernel = S4DKernel(H, 2 * half_N, channels=channels,
+                               lr=self.ssm_settings.get("lr"), mode=self.mode)
         with torch.no_grad():
             tensors = dict(zip(self.SSM_NAMES, self.ssm_parameters()))
             kernel.load_state_dict(tensors)
