@@ -611,12 +611,10 @@ def _write_json(value, path):
 
 def _report(metrics, paths, args, counts):
     n_trainable, n_params = counts
-    if args.quiet:
-        pass
-    elif args.pretrained:
+    if args.pretrained and not args.quiet:
         print(f"trainable parameters: {n_trainable} of {n_params} "
               f"({100 * n_trainable / n_params:.1f}%)")
-    else:
+    elif not args.quiet:
         print(f"parameters: {n_params}")
     for split, values in metrics.items():
         scores = "  ".join(f"{name} {value:.4f}" for name, value in values.items())
