@@ -198,7 +198,7 @@ class S4Estimator(BaseEstimator):
         if resume_from is not None:
             self.net_, self.torch_rng_state_ = resume_from
             epochs -= len(self.net_.history)  # the saved schedule already counts them
-            self._count_parameters(self.net_.module_)
+            self._record_parameter_counts(self.net_.module_)
             for _, callback in self.net_.callbacks_:
                 if isinstance(callback, ResumableEarlyStopping):
                     callback.resuming = True
@@ -255,7 +255,7 @@ class S4Estimator(BaseEstimator):
                 n_layers=self.n_layers, d_state=self.d_state, dropout=self.dropout,
                 prenorm=self.prenorm, bidirectional=self.bidirectional, init=self.init,
                 dt_min=self.dt_min, dt_max=self.dt_max)
-            self._count_parameters(network)
+            self._record_parameter_counts(network)
             return network
         pretrained_network, pretrained_estimator = load_pretrained(self.pretrained)
 
@@ -270,12 +270,13 @@ class S4Estimator(BaseEstimator):
             pretrained_network, X.shape[-1], self._n_outputs(),
             keep_head=self._same_task(pretrained_estimator), method=self.finetune,
             device=resolve_device(self.device), warmup=warmup, dropout=self.dropout)
-        self._count_parameters(network)
+        self._record_parameter_counts(network)
         return network
 
-    def _count_parameters(self, network):
+    def _record_parameter_counts(self, network):
         """Set ``n_params_`` (adapters merged) and ``n_trainable_params_``."""
-        self.n_trainable_params_ = _count_parameters(network, trainable_only=True)
+        self.n_trainable_params_ = sum(parameter.numel() for parameter in
+                                       network.parameters() if parameter.requires_grad)
         self.n_params_ = count_merged_parameters(network)
 
     def _same_task(self, pretrained_estimator):
@@ -374,11 +375,6 @@ class S4Estimator(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
-
-
-def _count_parameters(module, trainable_only=False):
-    return sum(parameter.numel() for parameter in module.parameters()
-               if parameter.requires_grad or not trainable_only)
 
 
 class S4Classifier(ClassifierMixin, S4Estimator):
