@@ -1,5 +1,6 @@
 """S4Model: encoder, residual S4D blocks, pooling over time, decoder."""
 
+import torch
 from torch import nn
 
 from .layer import S4D
@@ -36,7 +37,8 @@ class S4Model(nn.Module):
     init : {"lin", "inv", "legs"}, default="legs"
         Initialisation of the state matrices.
     pool : {"mean", "last"}, default="mean"
-        Pooling over time: the mean of all steps, or the last step.
+        Pooling over time: the mean of all steps, or the last step (of the real steps
+        when ``lengths`` is given).
     **layer_kwargs
         Passed on to :class:`S4D` (``dt_min``, ``dt_max``, ``ssm_lr``).
 
@@ -47,6 +49,14 @@ class S4Model(nn.Module):
     >>> model = S4Model(d_input=3, d_output=5, d_model=16, n_layers=2, d_state=8)
     >>> model(torch.randn(4, 20, 3)).shape
     torch.Size([4, 5])
+
+    Sequences of unequal length, padded at the end to a common length:
+
+    >>> model = model.eval()
+    >>> x = torch.randn(2, 20, 3)
+    >>> lengths = torch.tensor([20, 7])
+    >>> torch.allclose(model(x, lengths)[1], model(x[1:, :7])[0], atol=1e-5)
+    True
     """
 
     def __init__(self, d_input, d_output, d_model=128, n_layers=4, d_state=64, dropout=0.1,
@@ -65,19 +75,85 @@ class S4Model(nn.Module):
         self.dropouts = nn.ModuleList(nn.Dropout(dropout) for _ in range(n_layers))
         self.decoder = nn.Linear(d_model, d_output)
 
-    def forward(self, x):
-        """Map ``x`` of shape (batch, length, d_input) to (batch, d_output)."""
-        return self.decoder(self.pool_time(self.features(x)))
+    def forward(self, x, lengths=None):
+        """Map ``x`` of shape (batch, length, d_input) to (batch, d_output).
 
-    def features(self, x):
-        """Per-step features after the last block, shape (batch, length, d_model)."""
+        Parameters
+        ----------
+        x : Tensor of shape (batch, length, d_input)
+            Input sequences, padded at the end when ``lengths`` is given.
+        lengths : int64 Tensor of shape (batch,), optional
+            Number of real steps of each sequence, between 1 and ``length``. Steps at
+            and after ``lengths[b]`` are padding: they have no influence on the outputs
+            (or on any gradient), which equal those of each sequence run alone. None:
+            every step is real.
+
+        Returns
+        -------
+        Tensor of shape (batch, d_output)
+        """
+        mask = padding_mask(lengths, x)
+        return self.decoder(self.pool_time(self._features(x, mask), lengths))
+
+    def features(self, x, lengths=None):
+        """Per-step features after the last block, shape (batch, length, d_model).
+
+        With ``lengths`` (see :meth:`forward`), the input of every S4D layer is zero at
+        the padded steps, and so are the returned features.
+        """
+        return self._features(x, padding_mask(lengths, x))
+
+    def _features(self, x, mask):
         x = self.encoder(x)
         for layer, norm, dropout in zip(self.layers, self.norms, self.dropouts):
             z = norm(x) if self.prenorm else x
-            x = x + dropout(layer(z))
+            x = x + dropout(layer(zero_padding(z, mask)))
             if not self.prenorm:
                 x = norm(x)
-        return x
+        return zero_padding(x, mask)
 
-    def pool_time(self, x):
-        return x.mean(dim=1) if self.pool == "mean" else x[:, -1]
+    def pool_time(self, x, lengths=None):
+        """Pool features ``x`` (batch, length, d_model) over time to (batch, d_model).
+
+        With ``lengths``, the steps at and after ``lengths[b]`` of ``x`` must be zero
+        (as :meth:`features` returns them): the mean is over the real steps only and
+        ``"last"`` takes step ``lengths[b] - 1``.
+        """
+        if lengths is None:
+            return x.mean(dim=1) if self.pool == "mean" else x[:, -1]
+        lengths = lengths.to(x.device)
+        if self.pool == "mean":
+            return x.sum(dim=1) / lengths.unsqueeze(-1).to(x.dtype)
+        return x[torch.arange(x.shape[0], device=x.device), lengths - 1]
+
+
+def padding_mask(lengths, x):
+    """Boolean mask (batch, length, 1) of the real steps of ``x``, or None without lengths.
+
+    Parameters
+    ----------
+    lengths : int Tensor of shape (batch,) or None
+        Real steps per sequence, each between 1 and ``x.shape[1]``.
+    x : Tensor of shape (batch, length, ...)
+        The padded batch.
+    """
+    if lengths is None:
+        return None
+    if not isinstance(lengths, torch.Tensor) or lengths.dtype.is_floating_point \
+            or lengths.dtype.is_complex or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths must be an integer tensor, got {lengths!r}")
+    batch, length = x.shape[:2]
+    if lengths.shape != (batch,):
+        raise ValueError(f"lengths must have shape ({batch},), one length per sequence; "
+                         f"got {tuple(lengths.shape)}")
+    lengths = lengths.to(x.device)
+    if ((lengths < 1) | (lengths > length)).any():
+        raise ValueError(f"lengths must lie between 1 and the padded length {length}, "
+                         f"got values from {lengths.min().item()} to {lengths.max().item()}")
+    steps = torch.arange(length, device=x.device)
+    return (steps < lengths.unsqueeze(-1)).unsqueeze(-1)
+
+
+def zero_padding(x, mask):
+    """``x`` with the steps outside ``mask`` (from :func:`padding_mask`) set to zero."""
+    return x if mask is None else x.masked_fill(~mask, 0.0)
