@@ -17,7 +17,7 @@ class EpochCheckpoint(Callback):
     written with :func:`atomic_dump`, so a process killed at any moment leaves the
     previous complete file. ``net`` holds the module, optimizer, history and callbacks
     (learning-rate schedule and early stopping included); with ``torch_rng_state`` it
-    lets ``S4Classifier._resume_fit`` / ``S4Regressor._resume_fit`` finish the run as if
+    lets ``S4Classifier.resume_fit`` / ``S4Regressor.resume_fit`` finish the run as if
     it had not stopped. The validation data are not saved.
 
     Parameters

@@ -552,8 +552,7 @@ def _fit(estimator, splits, args, checkpoint=None):
     validation = (val.X, val.y) if val is not None else None
     try:
         if checkpoint is not None:
-            estimator._resume_fit(train.X, train.y, checkpoint["net"],
-                                  checkpoint["torch_rng_state"], validation_data=validation)
+            estimator.resume_fit(train.X, train.y, checkpoint, validation_data=validation)
         else:
             estimator.fit(train.X, train.y, validation_data=validation)
     except ValueError as error:

@@ -1,8 +1,12 @@
 """scikit-learn estimators around the S4D network: S4Classifier and S4Regressor."""
 
 import copy
+import math
+import numbers
 import sys
+import warnings
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -13,14 +17,27 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from .finetuning import finetuning_network, load_pretrained
-from .inputs import check_sequences
+from .inputs import (_check_choice, apply_scaling, check_sequences, columns_differ_in_scale,
+                     fit_scaling)
 from .nn import S4Model
+from .nn.model import POOLINGS
 from .peft import count_merged_parameters, merge_adapters
 from .training import (CosineLR, ResumableEarlyStopping, S4Net, resolve_device,
                        valid_accuracy, valid_r2)
+
+SCALINGS = ("auto", "column", "channel", "series", "none")
+FEW_STEPS_PER_EPOCH = 4  # fewer with a batch_size of the user's own gives a warning
+
+
+class TrainingData(NamedTuple):
+    """What the net trains on: ``{"x", "sample_weight"[, "lengths"]}`` and targets."""
+
+    inputs: dict
+    y: np.ndarray
+
 
 _COMMON_PARAMETERS = """\
     d_model : int, default=64
@@ -37,19 +54,28 @@ _COMMON_PARAMETERS = """\
         Non-causal layers that also read the sequence backwards in time.
     init : {"lin", "inv", "legs"}, default="legs"
         Initialisation of the state matrices (S4D-Lin, S4D-Inv, S4D-LegS).
-    dt_min, dt_max : float, default=0.001, 0.1
-        Range of the log-uniform initial step sizes. ``1 / dt`` is the number of steps a
-        channel remembers at first; raise both for short sequences (e.g. 0.1 and 1.0 for
-        tables of a few dozen columns).
+    pool : {"mean", "last"}, default="mean"
+        How the network summarises a sequence: the mean of its steps' features, or the
+        features of its last step (a causal summary that can be streamed).
+    dt_min, dt_max : float or "auto", default="auto"
+        Range of the log-uniform initial step sizes. ``1 / dt`` is about the number of
+        steps a channel remembers at first; "auto" sets ``dt_min = 1 / L`` and
+        ``dt_max = min(1, 100 / L)`` from the longest training sequence of ``L`` steps
+        (the S4 defaults 0.001 and 0.1 at ``L = 1000``).
     lr : float, default=0.01
         AdamW learning rate, decayed to zero over ``max_epochs`` by a cosine schedule.
         The SSM parameters (dt and A) train at ``min(lr, 0.001)`` without weight decay.
     weight_decay : float, default=0.01
         AdamW weight decay of the parameters other than dt and A.
-    batch_size : int, default=64
-        Samples per optimizer step.
+    batch_size : int or "auto", default="auto"
+        Samples per optimizer step; "auto" is an eighth of the training samples,
+        at least 8 and at most 64, so small data sets get several steps per epoch.
     max_epochs : int, default=60
-        Passes over the training data in ``fit``.
+        Passes over the training data in ``fit`` (more when ``min_steps`` needs them).
+    min_steps : int, default=600
+        Least number of optimizer steps in ``fit``: when ``max_epochs`` epochs give
+        fewer, ``fit`` trains for as many epochs as it takes to reach ``min_steps``.
+        Small data sets then get enough updates; 0 trains exactly ``max_epochs``.
     patience : int or None, default=None
         Stop when the validation loss has not improved for this many epochs and keep
         the best epoch's weights. Needs validation data: a ``validation_fraction`` of the
@@ -62,8 +88,28 @@ _COMMON_PARAMETERS = """\
         single-channel images ``(n, H, W)`` ("image"). 4-D arrays are always images.
     image_layout : {"auto", "NHWC", "NCHW"}, default="auto"
         Where the channel axis of 4-D images is; "auto" finds the axis of size 1, 3 or 4.
+    sequence_layout : {"auto", "NLC", "NCL"}, default="auto"
+        Where the channel axis of 3-D sequence arrays (and of 2-D per-sample arrays in
+        a list) is: "NLC" reads ``(n, length, channels)``, "NCL" reads aeon and
+        sktime's ``(n, channels, length)``. "auto" reads a 3-D array as "NLC" when it
+        has more steps than channels and raises otherwise; in a list of unequal
+        lengths, the axis whose size varies is time.
     grayscale : bool, default=False
         Convert RGB images to one luminance channel.
+    scaling : {"auto", "column", "channel", "series", "none"}, default="auto"
+        How inputs are standardised: "column" learns a mean and scale per column (per
+        step and channel), "channel" one per channel over all steps, "series"
+        standardises each sequence's channels over its own steps, "none" leaves the
+        values as they are. "auto" is "column" for a table (a DataFrame or 2-D
+        array) whose columns differ in scale (the largest standard deviation over ten
+        times the median one, as with measurements in different units), and
+        "channel" otherwise: sequences, images, and tables of like columns such as
+        pixels or the steps of a series, whose relative sizes carry information.
+    missing : {"error", "mask"}, default="error"
+        What a missing value (NaN) inside a sequence does: "error" raises, "mask" sets
+        it to 0 after scaling and feeds the network one more channel per input
+        channel that is 1 where the value was observed and 0 where it was missing.
+        (All-NaN steps at the end of a 3-D array are padding, not missing values.)
     num_workers : int, default=0
         Worker processes of the training data loader.
     device : str, default="auto"
@@ -102,7 +148,17 @@ _COMMON_ATTRIBUTES = """\
     feature_names_in_ : ndarray of str
         Column names of a DataFrame passed to ``fit``.
     input_shape_ : tuple
-        Shape of one sample as passed to ``fit``.
+        Shape of one sample as passed to ``fit`` (not set for a list of sequences of
+        unequal lengths).
+    n_channels_in_ : int
+        Channels per step of the sequences seen in ``fit``.
+    n_timepoints_ : int
+        Steps of the longest training sequence (it sets ``dt_min``/``dt_max`` with
+        "auto"; longer sequences are accepted at predict).
+    scaling_ : str
+        The input scaling used: ``scaling`` with "auto" resolved.
+    input_mean_, input_scale_ : ndarray
+        The input standardisation learnt in ``fit``.
     n_epochs_ : int
         Number of epochs trained so far.
     n_params_ : int
@@ -116,12 +172,13 @@ class S4Estimator(BaseEstimator):
     """Shared fit/predict machinery; use :class:`S4Classifier` or :class:`S4Regressor`."""
 
     def __init__(self, *, d_model=64, n_layers=4, d_state=64, dropout=0.1, prenorm=False,
-                 bidirectional=False, init="legs", dt_min=0.001, dt_max=0.1, lr=0.01,
-                 weight_decay=0.01, batch_size=64, max_epochs=60, patience=None,
-                 validation_fraction=0.1, input_type="auto", image_layout="auto",
-                 grayscale=False, num_workers=0, device="auto",
-                 random_state=None, verbose=0, callbacks=None, warm_start=False,
-                 pretrained=None, finetune=None):
+                 bidirectional=False, init="legs", pool="mean", dt_min="auto",
+                 dt_max="auto", lr=0.01, weight_decay=0.01, batch_size="auto",
+                 max_epochs=60, min_steps=600, patience=None, validation_fraction=0.1,
+                 input_type="auto", image_layout="auto", sequence_layout="auto",
+                 grayscale=False, scaling="auto", missing="error", num_workers=0,
+                 device="auto", random_state=None, verbose=0, callbacks=None,
+                 warm_start=False, pretrained=None, finetune=None):
         self.d_model = d_model
         self.n_layers = n_layers
         self.d_state = d_state
@@ -129,17 +186,22 @@ class S4Estimator(BaseEstimator):
         self.prenorm = prenorm
         self.bidirectional = bidirectional
         self.init = init
+        self.pool = pool
         self.dt_min = dt_min
         self.dt_max = dt_max
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
+        self.min_steps = min_steps
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.input_type = input_type
         self.image_layout = image_layout
+        self.sequence_layout = sequence_layout
         self.grayscale = grayscale
+        self.scaling = scaling
+        self.missing = missing
         self.num_workers = num_workers
         self.device = device
         self.random_state = random_state
@@ -155,8 +217,9 @@ class S4Estimator(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like, DataFrame or tensor
-            Sequences ``(n, L)`` / ``(n, L, C)`` or images; see :mod:`s4learn.inputs`.
+        X : array-like, DataFrame, tensor or list of arrays
+            Sequences ``(n, L)`` / ``(n, L, C)`` / ``(n, C, L)``, a list of sequences of
+            unequal lengths, or images; see :mod:`s4learn.inputs`.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -170,49 +233,97 @@ class S4Estimator(BaseEstimator):
         self
         """
         reset = not (self.warm_start and hasattr(self, "net_"))
-        return self._fit(X, y, sample_weight, validation_data, reset=reset,
-                         epochs=self.max_epochs, schedule=True)
+        data = self._training_data(X, y, sample_weight, reset=reset)
+        return self._train(data, validation_data, new_net=reset,
+                           epochs=self._n_epochs(data), schedule=True)
 
-    def _resume_fit(self, X, y, net, torch_rng_state, sample_weight=None,
-                    validation_data=None):
-        """Finish a ``fit`` that was interrupted, from a net saved at an epoch's end.
+    def resume_fit(self, X, y, checkpoint, sample_weight=None, validation_data=None):
+        """Finish a ``fit`` that was interrupted, from a checkpoint of it.
 
-        ``net`` (with its optimizer, history and learning-rate schedule) and
-        ``torch_rng_state`` (torch's RNG state when it was saved) come from a checkpoint
-        of a ``fit`` of an estimator with the same parameters on the same data; training
-        goes on until ``max_epochs`` epochs in all, as the uninterrupted fit would.
+        Training goes on until the epochs of the uninterrupted fit are done, with the
+        saved optimizer, learning-rate schedule, early-stopping state and random stream,
+        so the result is the model that fit would have given.
+
+        Parameters
+        ----------
+        X, y, sample_weight, validation_data
+            As passed to the interrupted ``fit``, on an estimator with the same
+            parameters.
+        checkpoint : dict
+            A checkpoint written by :class:`s4learn.checkpoints.EpochCheckpoint` at the
+            end of an epoch of that fit (read it with
+            :func:`s4learn.checkpoints.load_checkpoint`), with keys ``"net"`` and
+            ``"torch_rng_state"``.
+
+        Returns
+        -------
+        self
         """
-        return self._fit(X, y, sample_weight, validation_data, reset=True,
-                         epochs=self.max_epochs, schedule=True,
-                         resume_from=(net, torch_rng_state))
+        data = self._training_data(X, y, sample_weight, reset=True)
+        self.net_, self.torch_rng_state_ = checkpoint["net"], checkpoint["torch_rng_state"]
+        self._record_parameter_counts(self.net_.module_)
+        for _, callback in self.net_.callbacks_:
+            if isinstance(callback, ResumableEarlyStopping):
+                callback.resuming = True
+        remaining = self._n_epochs(data) - len(self.net_.history)
+        return self._train(data, validation_data, new_net=False, epochs=remaining,
+                           schedule=None)
 
-    def _fit(self, X, y, sample_weight, validation_data, *, reset, epochs, schedule,
-             classes=None, resume_from=None):
+    def _partial_fit(self, X, y, sample_weight, classes=None):
+        new_net = not hasattr(self, "net_")
+        data = self._training_data(X, y, sample_weight, reset=new_net, classes=classes)
+        return self._train(data, None, new_net=new_net, epochs=1, schedule=False)
+
+    def _training_data(self, X, y, sample_weight, *, reset, classes=None):
+        """Validated, scaled inputs as the net reads them, with encoded targets."""
         self._check_hyperparameters()
-        X, y = check_sequences(self, X, y, reset=reset, **self._target_check_params())
+        X, lengths, y = check_sequences(self, X, y, reset=reset,
+                                        **self._target_check_params())
         y = self._encode_targets(y, reset=reset, classes=classes)
-        weight = self._sample_weight(sample_weight, X, y)
+        weight = self._sample_weight(sample_weight, len(X), y)
         if reset:
-            self._fit_input_scaling(X)
+            self._fit_input_scaling(X, lengths)
             self.n_epochs_ = 0
-        if resume_from is not None:
-            self.net_, self.torch_rng_state_ = resume_from
-            epochs -= len(self.net_.history)  # the saved schedule already counts them
-            self._record_parameter_counts(self.net_.module_)
-            for _, callback in self.net_.callbacks_:
-                if isinstance(callback, ResumableEarlyStopping):
-                    callback.resuming = True
-        X = self._scale_inputs(X)
-        with self._torch_rng(reset and resume_from is None):
-            if resume_from is None:
-                if reset:
-                    self.net_ = self._build_net(self._network(X, y, weight))
+        inputs = {"x": self._scale_inputs(X, lengths), "sample_weight": weight}
+        if lengths is not None:
+            inputs["lengths"] = lengths
+        return TrainingData(inputs, y)
+
+    def _train(self, data, validation_data, *, new_net, epochs, schedule):
+        """Build a new net (or keep ``net_``) and train it ``epochs`` more epochs.
+
+        ``schedule``: True decays the learning rate over these epochs, False keeps
+        ``lr`` constant, None keeps the net's schedule as it is (a resumed fit).
+        """
+        with self._torch_rng(fresh=new_net):
+            if new_net:
+                self.net_ = self._build_net(self._network(data),
+                                            self._batch_size(len(data.y)))
+            if schedule is not None:
                 self._set_schedule(total=epochs if schedule else None)
             self.net_.train_split = self._train_split(validation_data)
             if epochs > 0:
-                self.net_.partial_fit({"x": X, "sample_weight": weight}, y, epochs=epochs)
+                self.net_.partial_fit(data.inputs, data.y, epochs=epochs)
         self.n_epochs_ = len(self.net_.history)
         return self
+
+    def _n_epochs(self, data):
+        """``max_epochs``, raised where needed to reach ``min_steps`` optimizer steps."""
+        n_train = len(data.y)
+        if self.patience is not None:
+            n_train = int(n_train * (1 - self.validation_fraction))
+        steps_per_epoch = math.ceil(max(n_train, 1) / self._batch_size(len(data.y)))
+        if steps_per_epoch < FEW_STEPS_PER_EPOCH and self.batch_size != "auto":
+            warnings.warn(f"batch_size={self.batch_size} gives {steps_per_epoch} optimizer "
+                          f"step(s) per epoch on {n_train} training samples; a smaller "
+                          f"batch_size (or 'auto') trains better on small data")
+        return max(self.max_epochs, math.ceil(self.min_steps / steps_per_epoch))
+
+    def _batch_size(self, n_samples):
+        """``batch_size``, or with "auto" an eighth of the data within [8, 64]."""
+        if self.batch_size == "auto":
+            return int(min(max(n_samples // 8, 8), 64))
+        return self.batch_size
 
     def _check_hyperparameters(self):
         if self.patience is not None and not (isinstance(self.patience, int)
@@ -221,14 +332,30 @@ class S4Estimator(BaseEstimator):
         if not 0 < self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got "
                              f"{self.validation_fraction!r}")
-        for name in ("d_model", "n_layers", "batch_size", "max_epochs"):
+        for name in ("d_model", "n_layers", "max_epochs"):
+            _check_positive_int(name, getattr(self, name))
+        if self.batch_size != "auto":
+            _check_positive_int("batch_size", self.batch_size, "or 'auto'")
+        if not isinstance(self.min_steps, (int, np.integer)) or self.min_steps < 0:
+            raise ValueError(f"min_steps must be an int >= 0, got {self.min_steps!r}")
+        for name in ("dt_min", "dt_max"):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            if value != "auto" and not (isinstance(value, numbers.Real) and value > 0):
+                raise ValueError(f"{name} must be a positive float or 'auto', got "
+                                 f"{value!r}")
+        _check_choice("scaling", self.scaling, SCALINGS)
+        _check_choice("pool", self.pool, POOLINGS)
 
-    def _sample_weight(self, sample_weight, X, y):
-        weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
-                                      ensure_non_negative=True)
+    def _sample_weight(self, sample_weight, n_samples, y):
+        if sample_weight is None:
+            weight = np.ones(n_samples)
+        else:
+            weight = np.asarray(sample_weight, dtype=np.float64)
+            if weight.shape != (n_samples,):
+                raise ValueError(f"sample_weight must have shape ({n_samples},), got "
+                                 f"{weight.shape}")
+            if not np.isfinite(weight).all() or (weight < 0).any():
+                raise ValueError("sample_weight must be finite and non-negative")
         weight = weight * self._class_weight(y)
         if weight.sum() <= 0:
             raise ValueError("sample_weight must have a positive sum")
@@ -237,24 +364,38 @@ class S4Estimator(BaseEstimator):
     def _class_weight(self, y):
         return 1.0
 
-    def _fit_input_scaling(self, X):
-        self.input_mean_ = X.mean(axis=(0, 1), dtype=np.float64).astype(np.float32)
-        scale = X.std(axis=(0, 1), dtype=np.float64)
-        self.input_scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    def _fit_input_scaling(self, X, lengths):
+        """Learn how inputs are standardised (``scaling_``, ``input_mean_``/``_scale_``)."""
+        self.scaling_ = self._resolve_scaling(X, lengths)
+        self.n_timepoints_ = int(X.shape[1])
+        self.input_mean_, self.input_scale_ = fit_scaling(X, lengths, self.scaling_)
 
-    def _scale_inputs(self, X):
-        return (X - self.input_mean_) / self.input_scale_
+    def _resolve_scaling(self, X, lengths):
+        if self.scaling == "auto":
+            is_table = (len(getattr(self, "input_shape_", ())) == 1
+                        and self.input_type != "image")
+            return "column" if is_table and columns_differ_in_scale(X) else "channel"
+        if self.scaling == "column" and lengths is not None:
+            raise ValueError("scaling='column' needs sequences of one length; use "
+                             "scaling='channel' or 'series' for unequal lengths")
+        return self.scaling
 
-    def _network(self, X, y, weight):
+    def _scale_inputs(self, X, lengths):
+        return apply_scaling(X, lengths, self.scaling_, self.input_mean_,
+                             self.input_scale_, missing_indicators=self.missing == "mask")
+
+    def _network(self, data):
         """The S4Model to train: new, or adapted from ``pretrained``."""
+        d_input = data.inputs["x"].shape[-1]
         if self.pretrained is None:
             if self.finetune is not None:
                 raise ValueError("finetune needs a pretrained model: pass pretrained=")
+            dt_min, dt_max = self._dt_range()
             network = S4Model(
-                d_input=X.shape[-1], d_output=self._n_outputs(), d_model=self.d_model,
+                d_input=d_input, d_output=self._n_outputs(), d_model=self.d_model,
                 n_layers=self.n_layers, d_state=self.d_state, dropout=self.dropout,
                 prenorm=self.prenorm, bidirectional=self.bidirectional, init=self.init,
-                dt_min=self.dt_min, dt_max=self.dt_max)
+                pool=self.pool, dt_min=dt_min, dt_max=dt_max)
             self._record_parameter_counts(network)
             return network
         pretrained_network, pretrained_estimator = load_pretrained(self.pretrained)
@@ -263,15 +404,30 @@ class S4Estimator(BaseEstimator):
             if self.verbose:
                 print(f"Warmup: {epochs} epoch(s) of the SSM parameters at lr={lr} to "
                       f"choose the dimensions to tune")
-            net = self._build_net(network, lr=lr, callbacks=[])
-            net.partial_fit({"x": X, "sample_weight": weight}, y, epochs=epochs)
+            net = self._build_net(network, self._batch_size(len(data.y)), lr=lr,
+                                  callbacks=[])
+            net.partial_fit(data.inputs, data.y, epochs=epochs)
 
         network = finetuning_network(
-            pretrained_network, X.shape[-1], self._n_outputs(),
+            pretrained_network, d_input, self._n_outputs(),
             keep_head=self._same_task(pretrained_estimator), method=self.finetune,
             device=resolve_device(self.device), warmup=warmup, dropout=self.dropout)
         self._record_parameter_counts(network)
         return network
+
+    def _dt_range(self):
+        """``(dt_min, dt_max)``; "auto": memories from the whole sequence to 1% of it.
+
+        ``1 / dt`` is about how many steps a channel remembers at first, so for the
+        longest training sequence of L steps "auto" is ``dt_min = 1 / L`` and
+        ``dt_max = min(1, 100 / L)``: the S4 defaults (0.001, 0.1) at L = 1000.
+        """
+        L = self.n_timepoints_
+        dt_min = 1.0 / L if self.dt_min == "auto" else self.dt_min
+        dt_max = min(1.0, 100.0 / L) if self.dt_max == "auto" else self.dt_max
+        if dt_min > dt_max:
+            raise ValueError(f"dt_min must not exceed dt_max, got {dt_min!r} > {dt_max!r}")
+        return dt_min, dt_max
 
     def _record_parameter_counts(self, network):
         """Set ``n_params_`` (adapters merged) and ``n_trainable_params_``."""
@@ -283,14 +439,14 @@ class S4Estimator(BaseEstimator):
         """Whether the pretrained output layer fits this task (a bare S4Model: yes)."""
         return pretrained_estimator is None
 
-    def _build_net(self, network, lr=None, callbacks=None):
+    def _build_net(self, network, batch_size=64, lr=None, callbacks=None):
         net = S4Net(
             module=network, criterion=self._criterion, criterion__reduction="none",
             optimizer=torch.optim.AdamW, optimizer__weight_decay=self.weight_decay,
-            lr=self.lr if lr is None else lr, batch_size=self.batch_size,
+            lr=self.lr if lr is None else lr, batch_size=batch_size,
             max_epochs=self.max_epochs, iterator_train__shuffle=True,
             iterator_train__num_workers=self.num_workers,
-            iterator_valid__batch_size=max(256, self.batch_size), train_split=None,
+            iterator_valid__batch_size=max(256, batch_size), train_split=None,
             callbacks=self._callbacks() if callbacks is None else callbacks,
             device=resolve_device(self.device), verbose=self.verbose)
         return net.initialize()
@@ -324,10 +480,13 @@ class S4Estimator(BaseEstimator):
     def _train_split(self, validation_data):
         if validation_data is not None:
             X_val, y_val = validation_data
-            X_val, y_val = check_sequences(self, X_val, y_val, reset=False,
-                                           **self._target_check_params())
+            X_val, lengths, y_val = check_sequences(self, X_val, y_val, reset=False,
+                                                    **self._target_check_params())
             y_val = self._encode_targets(y_val, reset=False)
-            return predefined_split(Dataset({"x": self._scale_inputs(X_val)}, y_val))
+            inputs = {"x": self._scale_inputs(X_val, lengths)}
+            if lengths is not None:
+                inputs["lengths"] = lengths
+            return predefined_split(Dataset(inputs, y_val))
         if self.patience is None:
             return None
         return ValidSplit(self.validation_fraction, stratified=self._stratified_split,
@@ -339,11 +498,14 @@ class S4Estimator(BaseEstimator):
         schedule.start_epoch = len(self.net_.history)
 
     @contextmanager
-    def _torch_rng(self, reset):
-        """Run torch's global RNG from this estimator's own stream, leaving the caller's."""
-        devices = [torch.cuda.current_device()] if self._uses_cuda(reset) else []
+    def _torch_rng(self, fresh):
+        """Run torch's global RNG from this estimator's own stream, leaving the caller's.
+
+        ``fresh``: start the stream from ``random_state``, else continue it.
+        """
+        devices = [torch.cuda.current_device()] if self._uses_cuda(fresh) else []
         with torch.random.fork_rng(devices=devices):
-            if reset or not hasattr(self, "torch_rng_state_"):
+            if fresh or not hasattr(self, "torch_rng_state_"):
                 seed = check_random_state(self.random_state).randint(2**31 - 1)
                 torch.manual_seed(int(seed))
             else:
@@ -359,10 +521,16 @@ class S4Estimator(BaseEstimator):
     def _forward(self, X):
         """Network outputs for ``X`` as a float64 array (n_samples, n_outputs)."""
         check_is_fitted(self)
-        X = check_sequences(self, X, reset=False)
+        X, lengths = check_sequences(self, X, reset=False)
+        inputs = {"x": self._scale_inputs(X, lengths)}
+        if lengths is not None:  # batches of similar lengths, trimmed; order restored
+            order = np.argsort(lengths, kind="stable")
+            inputs = {"x": inputs["x"][order], "lengths": lengths[order]}
         with torch.random.fork_rng(devices=[]), torch.no_grad():  # loaders draw a seed
-            outputs = self.net_.forward(self._scale_inputs(X), device="cpu")
-        return outputs.numpy().astype(np.float64)
+            outputs = self.net_.forward(inputs, device="cpu").numpy().astype(np.float64)
+        if lengths is not None:
+            outputs[order] = outputs.copy()
+        return outputs
 
     def __sklearn_clone__(self):
         # a fitted pretrained model is data, not a sub-estimator: keep it as it is
@@ -411,22 +579,24 @@ class S4Classifier(ClassifierMixin, S4Estimator):
     _valid_score_name = "valid_acc"
 
     def __init__(self, *, d_model=64, n_layers=4, d_state=64, dropout=0.1, prenorm=False,
-                 bidirectional=False, init="legs", dt_min=0.001, dt_max=0.1, lr=0.01,
-                 weight_decay=0.01, batch_size=64, max_epochs=60, patience=None,
-                 validation_fraction=0.1, input_type="auto", image_layout="auto",
-                 grayscale=False, num_workers=0, device="auto",
-                 random_state=None, verbose=0, callbacks=None, warm_start=False,
-                 pretrained=None, finetune=None, class_weight=None):
+                 bidirectional=False, init="legs", pool="mean", dt_min="auto",
+                 dt_max="auto", lr=0.01, weight_decay=0.01, batch_size="auto",
+                 max_epochs=60, min_steps=600, patience=None, validation_fraction=0.1,
+                 input_type="auto", image_layout="auto", sequence_layout="auto",
+                 grayscale=False, scaling="auto", missing="error", num_workers=0,
+                 device="auto", random_state=None, verbose=0, callbacks=None,
+                 warm_start=False, pretrained=None, finetune=None, class_weight=None):
         super().__init__(
             d_model=d_model, n_layers=n_layers, d_state=d_state, dropout=dropout,
-            prenorm=prenorm, bidirectional=bidirectional, init=init, dt_min=dt_min,
-            dt_max=dt_max, lr=lr,
-            weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
+            prenorm=prenorm, bidirectional=bidirectional, init=init, pool=pool,
+            dt_min=dt_min, dt_max=dt_max, lr=lr, weight_decay=weight_decay,
+            batch_size=batch_size, max_epochs=max_epochs, min_steps=min_steps,
             patience=patience, validation_fraction=validation_fraction,
-            input_type=input_type, image_layout=image_layout, grayscale=grayscale,
-            num_workers=num_workers, device=device, random_state=random_state,
-            verbose=verbose, callbacks=callbacks, warm_start=warm_start,
-            pretrained=pretrained, finetune=finetune)
+            input_type=input_type, image_layout=image_layout,
+            sequence_layout=sequence_layout, grayscale=grayscale, scaling=scaling,
+            missing=missing, num_workers=num_workers, device=device,
+            random_state=random_state, verbose=verbose, callbacks=callbacks,
+            warm_start=warm_start, pretrained=pretrained, finetune=finetune)
         self.class_weight = class_weight
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -434,11 +604,9 @@ class S4Classifier(ClassifierMixin, S4Estimator):
 
         ``classes`` (every label that will ever be seen) is required on the first call.
         """
-        first = not hasattr(self, "net_")
-        if first and classes is None:
+        if not hasattr(self, "net_") and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit")
-        return self._fit(X, y, sample_weight, None, reset=first, epochs=1, schedule=False,
-                         classes=classes)
+        return self._partial_fit(X, y, sample_weight, classes)
 
     def _target_check_params(self):
         return {}
@@ -533,8 +701,7 @@ class S4Regressor(RegressorMixin, S4Estimator):
 
     def partial_fit(self, X, y, sample_weight=None):
         """Train one more epoch at the constant learning rate ``lr``."""
-        first = not hasattr(self, "net_")
-        return self._fit(X, y, sample_weight, None, reset=first, epochs=1, schedule=False)
+        return self._partial_fit(X, y, sample_weight)
 
     def _target_check_params(self):
         return {"multi_output": True, "y_numeric": True}
@@ -571,3 +738,9 @@ class S4Regressor(RegressorMixin, S4Estimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+def _check_positive_int(name, value, alternative=""):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int{' ' + alternative if alternative else ''}"
+                         f", got {value!r}")

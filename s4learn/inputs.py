@@ -3,23 +3,34 @@
 Accepted inputs:
 
 - a DataFrame or 2-D array ``(n, F)``: each row is a sequence of F steps, one channel;
-- a 3-D array ``(n, L, C)``: L steps of C channels;
+- a 3-D array ``(n, L, C)``: L steps of C channels, or ``(n, C, L)`` with
+  ``sequence_layout="NCL"`` (aeon and sktime's layout); all-NaN steps at the end of a
+  sequence are padding: the sequence is shorter;
+- a list of per-sample arrays of unequal lengths, ``(L_i,)``, ``(L_i, C)`` or
+  ``(C, L_i)`` (aeon's list format);
 - images: 4-D ``(n, H, W, C)`` or ``(n, C, H, W)``, or 3-D ``(n, H, W)`` with
   ``input_type="image"``, read row-major into H*W steps of C channels (sequential
   MNIST/CIFAR); ``uint8`` pixels are scaled to [0, 1];
 - torch tensors and lists of equal-length sequences wherever arrays are accepted.
+
+NaN inside a sequence is a missing value: an error unless the estimator's
+``missing="mask"``.
 """
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
+from sklearn.utils import check_array, check_consistent_length, column_or_1d
 from sklearn.utils.validation import validate_data
 
 INPUT_TYPES = ("auto", "sequence", "image")
 IMAGE_LAYOUTS = ("auto", "NHWC", "NCHW")
+SEQUENCE_LAYOUTS = ("auto", "NLC", "NCL")
+MISSING = ("error", "mask")
 _IMAGE_CHANNELS = (1, 3, 4)
 _LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601
 
@@ -29,31 +40,184 @@ def check_sequences(estimator, X, y="no_validation", *, reset, **check_params):
 
     With ``reset=True`` the per-sample input shape, ``n_features_in_`` (values per
     sample) and, for DataFrames, ``feature_names_in_`` are recorded on the estimator;
-    with ``reset=False`` they are checked against what was recorded. The estimator's
-    ``input_type``, ``image_layout`` and ``grayscale`` parameters say how to read X.
+    with ``reset=False`` they are checked against what was recorded. Sequences of unequal
+    lengths (a list of arrays, or a 3-D array whose trailing steps are NaN) have no fixed
+    number of values per sample: only their channels are recorded and checked. The
+    estimator's ``input_type``, ``image_layout``, ``sequence_layout``, ``grayscale``
+    and ``missing`` parameters say how to read X.
 
     Returns
     -------
     X : ndarray of shape (n_samples, length, channels), float32
+        Zero after the end of a shorter sequence; NaN where a value is missing.
+    lengths : ndarray of shape (n_samples,), int64, or None
+        Real steps of each sequence; None when every sample has all ``length`` steps.
     y : validated ``y``, when ``y`` is given (``y=None`` is an error: fit needs targets)
     """
-    X = _as_array_or_frame(X)
     input_type = _check_choice("input_type", estimator.input_type, INPUT_TYPES)
-    layout = _check_choice("image_layout", estimator.image_layout, IMAGE_LAYOUTS)
+    image_layout = _check_choice("image_layout", estimator.image_layout, IMAGE_LAYOUTS)
+    sequence_layout = _check_choice("sequence_layout", estimator.sequence_layout,
+                                    SEQUENCE_LAYOUTS)
+    missing = _check_choice("missing", estimator.missing, MISSING)
+    if _is_ragged(X):
+        X, lengths, y = _check_ragged(estimator, X, y, reset, sequence_layout,
+                                          check_params)
+    else:
+        X, lengths, y = _check_array(estimator, X, y, reset, input_type, image_layout,
+                                     sequence_layout, check_params)
+    _check_channels(estimator, X.shape[-1], reset)
+    _check_missing(X, lengths, missing)
+    return (X, lengths) if y is None else (X, lengths, y)
+
+
+def _check_array(estimator, X, y, reset, input_type, image_layout, sequence_layout,
+                 check_params):
+    """Validate an array-like of fixed sample shape: (n, L, C) float32, lengths, y.
+
+    Only 3-D sequence arrays may end in all-NaN steps read as padding (lengths); in a
+    table or an image a NaN is a missing value.
+    """
+    X = _as_array_or_frame(X)
     is_uint8 = getattr(X, "dtype", None) == np.uint8
     sample_shape = tuple(X.shape[1:])
     if not reset:
         _check_sample_shape(estimator, sample_shape)
     if X.ndim > 2:
         X = X.reshape(X.shape[0], -1)  # validated as a table, one column per value
-    check_params = {"dtype": "numeric", "ensure_min_samples": 1, **check_params}
+    check_params = {"dtype": "numeric", "ensure_min_samples": 1,
+                    "ensure_all_finite": "allow-nan", **check_params}
     validated = validate_data(estimator, X, y, reset=reset, **check_params)
     X, y = validated if isinstance(validated, tuple) else (validated, None)
     if reset:
         estimator.input_shape_ = sample_shape
     X = X.reshape((X.shape[0], *sample_shape))
-    sequences = as_sequences(X, input_type, layout, estimator.grayscale, is_uint8)
-    return sequences if y is None else (sequences, y)
+    is_sequence_array = X.ndim == 3 and input_type != "image"
+    if is_sequence_array:
+        X = _sequence_axes(X, sequence_layout)
+    X = as_sequences(X, input_type, image_layout, estimator.grayscale, is_uint8)
+    X, lengths = _trailing_padding(X) if is_sequence_array else (X, None)
+    return X, lengths, y
+
+
+def _check_ragged(estimator, X, y, reset, sequence_layout, check_params):
+    """Validate a list of per-sample sequences; return them padded (n, L, C) and y."""
+    samples = [_numeric_sample(x, i) for i, x in enumerate(X)]
+    if reset:  # no fixed sample shape: forget those of an earlier fit
+        for name in ("input_shape_", "n_features_in_", "feature_names_in_"):
+            estimator.__dict__.pop(name, None)
+    if {x.ndim for x in samples} == {2}:
+        samples = _ragged_axes(samples, sequence_layout)
+    samples = [x[:, None] if x.ndim == 1 else x for x in samples]
+    channels = {x.shape[1] for x in samples}
+    if len(channels) > 1:
+        raise ValueError(f"all sequences must have the same number of channels; got "
+                         f"{sorted(channels)[:5]}")
+    if y is not None and not (isinstance(y, str) and y == "no_validation"):
+        y = _check_targets(y, len(samples), **check_params)
+    elif y is None:
+        raise ValueError("requires y to be passed, but the target y is None")
+    lengths = np.array([len(x) for x in samples])
+    padded = np.zeros((len(samples), lengths.max(), channels.pop()), dtype=np.float32)
+    for row, x in zip(padded, samples):
+        row[:len(x)] = x
+    if (lengths == lengths[0]).all():
+        lengths = None
+    return padded, lengths, (None if isinstance(y, str) else y)
+
+
+def _numeric_sample(x, index):
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise ValueError(f"sequence {index} is not numeric (dtype {x.dtype})")
+    if x.ndim not in (1, 2) or len(x) == 0:
+        raise ValueError(f"each sequence must be a non-empty array of shape (L,), (L, C) "
+                         f"or (C, L); sequence {index} has shape {x.shape}")
+    if np.isinf(x).any():
+        raise ValueError(f"sequence {index} contains infinity")
+    return x.astype(np.float32)
+
+
+def _ragged_axes(samples, layout):
+    """Put 2-D per-sample arrays as (L_i, C), reading the axis that varies as time."""
+    if layout == "auto":
+        first_varies = len({x.shape[0] for x in samples}) > 1
+        second_varies = len({x.shape[1] for x in samples}) > 1
+        if first_varies == second_varies:
+            raise ValueError(
+                f"cannot tell which axis of the sequences is time (shapes such as "
+                f"{samples[0].shape}); set sequence_layout='NLC' for (length, channels) "
+                f"or sequence_layout='NCL' for (channels, length) as aeon and sktime do")
+        layout = "NCL" if second_varies else "NLC"
+    return [x.T if layout == "NCL" else x for x in samples]
+
+
+def _check_targets(y, n_samples, multi_output=False, y_numeric=False):
+    y = check_array(y, ensure_2d=False, dtype="numeric" if y_numeric else None,
+                    input_name="y")
+    if not multi_output:
+        y = column_or_1d(y, warn=True)
+    check_consistent_length(np.empty(n_samples), y)
+    return y
+
+
+def _sequence_axes(X, layout):
+    """A 3-D array as (n, L, C): moved from (n, C, L) or checked as (n, L, C)."""
+    if layout == "NCL":
+        return X.transpose(0, 2, 1)
+    if layout == "auto" and X.shape[1] < X.shape[2]:
+        raise ValueError(
+            f"a 3-D array of shape {X.shape} would be read as {X.shape[1]} steps of "
+            f"{X.shape[2]} channels; set sequence_layout='NCL' if it holds (n, channels, "
+            f"length), as aeon and sktime do, or sequence_layout='NLC' to read it as "
+            f"(n, length, channels)")
+    return X
+
+
+def _trailing_padding(X):
+    """Lengths of sequences padded at the end with all-NaN steps, padding zeroed.
+
+    Returns X unchanged and None when no sequence ends in such steps.
+    """
+    observed = ~np.isnan(X).all(axis=2)  # (n, L): a step with at least one value
+    lengths = X.shape[1] - np.argmax(observed[:, ::-1], axis=1)
+    lengths[~observed.any(axis=1)] = 0
+    if (lengths == 0).any():
+        row = int(np.flatnonzero(lengths == 0)[0])
+        raise ValueError(f"sequence {row} has no values: every step is NaN")
+    if (lengths == X.shape[1]).all():
+        return X, None
+    steps = np.arange(X.shape[1])
+    X = np.where(steps[:, None] >= lengths[:, None, None], np.float32(0), X)
+    return X, lengths
+
+
+def _check_channels(estimator, channels, reset):
+    if reset:
+        estimator.n_channels_in_ = channels
+    elif channels != estimator.n_channels_in_:
+        raise ValueError(f"X has sequences of {channels} channel(s), but "
+                         f"{type(estimator).__name__} was fitted on "
+                         f"{estimator.n_channels_in_}")
+
+
+def _check_missing(X, lengths, missing):
+    if missing == "mask":
+        return
+    n_missing = int(np.isnan(X).sum())
+    if n_missing:
+        total = X.shape[2] * (X.shape[1] * len(X) if lengths is None else lengths.sum())
+        raise ValueError(f"X has {n_missing} missing value(s) (NaN) of {total}; set "
+                         f"missing='mask' to fill them and give the network an "
+                         f"observed/missing indicator per channel, or fill them first")
+
+
+def _is_ragged(X):
+    """A list or tuple of per-sample sequences whose shapes differ."""
+    if not isinstance(X, (list, tuple)) or not X or isinstance(X[0], numbers.Number):
+        return False
+    return len({np.shape(x) for x in X}) > 1
 
 
 def as_sequences(X, input_type="auto", image_layout="auto", grayscale=False,
@@ -93,6 +257,77 @@ def as_sequences(X, input_type="auto", image_layout="auto", grayscale=False,
         raise ValueError(f"expected sequences of shape (n, L) or (n, L, C), got an array "
                          f"of shape {X.shape}; pass images as (n, H, W, C) or (n, C, H, W)")
     return np.ascontiguousarray(X, dtype=np.float32)
+
+
+COLUMN_SCALE_RATIO = 10  # a table whose largest column std exceeds 10x the median one
+
+
+def columns_differ_in_scale(X):
+    """Whether the columns of a table (n, F, 1) are in different units.
+
+    True when the largest standard deviation of a non-constant column is more than
+    ``COLUMN_SCALE_RATIO`` times the median one.
+    """
+    std = np.nanstd(X[..., 0], axis=0)
+    std = std[std > 0]
+    return bool(std.size) and std.max() > COLUMN_SCALE_RATIO * np.median(std)
+
+
+def fit_scaling(X, lengths, scaling):
+    """Mean and scale that standardise ``X`` (n, L, C) for ``scaling``.
+
+    "column": one mean and scale per step and channel, shape (L, C) (a table's
+    columns); "channel": one per channel, shape (C,); "series" and "none": zeros and
+    ones of shape (C,) (series are standardised one by one in :func:`apply_scaling`).
+    Padding and missing values (NaN) are left out; a constant channel gets scale 1.
+    """
+    values = _padding_as_nan(X, lengths)
+    if scaling == "series":
+        values = _standardise_series(values)
+    axis = {"column": 0, "channel": (0, 1)}.get(scaling)
+    if axis is None:
+        return np.zeros(X.shape[-1], np.float32), np.ones(X.shape[-1], np.float32)
+    with warnings.catch_warnings():  # a channel with no value at all: mean 0, scale 1
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(values, axis=axis, dtype=np.float64)
+        scale = np.nanstd(values, axis=axis, dtype=np.float64)
+    return (np.nan_to_num(mean).astype(np.float32),
+            np.where(scale > 0, scale, 1.0).astype(np.float32))
+
+
+def apply_scaling(X, lengths, scaling, mean, scale, missing_indicators=False):
+    """Standardised float32 inputs as the network reads them, padding zero.
+
+    With ``missing_indicators`` missing values become 0 and one channel per input
+    channel says whether the value was observed (1) or not (0).
+    """
+    if scaling == "series":
+        X = _standardise_series(_padding_as_nan(X, lengths))
+    if scaling == "column" and X.shape[1] != len(mean):
+        raise ValueError(f"X has sequences of {X.shape[1]} steps, but scaling='column' "
+                         f"was fitted on {len(mean)}")
+    X = (X - mean) / scale
+    if missing_indicators:
+        observed = ~np.isnan(X)
+        X = np.concatenate([np.nan_to_num(X, nan=0.0), observed], axis=-1)
+    if lengths is not None:
+        X[np.arange(X.shape[1]) >= lengths[:, None]] = 0.0
+    return X.astype(np.float32, copy=False)
+
+
+def _padding_as_nan(X, lengths):
+    if lengths is None:
+        return X
+    return np.where(np.arange(X.shape[1])[:, None] >= lengths[:, None, None], np.nan, X)
+
+
+def _standardise_series(X):
+    """Each sequence's channels to mean 0 and standard deviation 1 over its own steps."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(X, axis=1, keepdims=True)
+        scale = np.nanstd(X, axis=1, keepdims=True)
+    return (X - np.nan_to_num(mean)) / np.where(scale > 0, scale, 1.0)
 
 
 def _image_pixels(X, layout):
@@ -139,11 +374,6 @@ def _as_array_or_frame(X):
         return X
     if sp.issparse(X):
         return X  # rejected by validate_data with its own message
-    if isinstance(X, (list, tuple)) and X and not isinstance(X[0], numbers.Number):
-        lengths = {len(x) for x in X if hasattr(x, "__len__")}
-        if len(lengths) > 1:
-            raise ValueError(f"all sequences must have the same length; got lengths "
-                             f"{sorted(lengths)[:5]}. Pad or crop them to one length first")
     return np.asarray(X)
 
 
@@ -157,7 +387,9 @@ def _check_numeric_columns(frame):
 
 
 def _check_sample_shape(estimator, sample_shape):
-    fitted = estimator.input_shape_
+    fitted = getattr(estimator, "input_shape_", None)
+    if fitted is None:  # fitted on sequences of unequal lengths
+        return
     if sample_shape and sample_shape != fitted and max(len(fitted), len(sample_shape)) > 1:
         raise ValueError(f"X has samples of shape {sample_shape}, but "
                          f"{type(estimator).__name__} was fitted on samples of shape "

@@ -10,7 +10,9 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, PrintLog
 from skorch.utils import to_tensor
+from torch.utils.data import DataLoader, Subset, default_collate
 
+from .batching import LengthGroupedBatchSampler, trim_to_longest
 from .nn import param_groups
 
 
@@ -37,8 +39,26 @@ class S4Net(NeuralNet):
         self.optimizer_ = self.optimizer(groups, lr=lr, weight_decay=weight_decay, **settings)
         return self
 
+    def get_iterator(self, dataset, training=False):
+        """skorch's loader; sequences of unequal lengths go in batches trimmed to the
+        longest in each, and training batches group sequences of similar length."""
+        lengths = _dataset_lengths(dataset)
+        if lengths is None:
+            return super().get_iterator(dataset, training=training)
+        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
+        batch_size = kwargs.pop("batch_size", self.batch_size)
+        shuffle = kwargs.pop("shuffle", False)
+        if training:
+            sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle)
+            return DataLoader(dataset, batch_sampler=sampler, collate_fn=_trimmed_batch,
+                              **kwargs)
+        return DataLoader(dataset, batch_size=batch_size, collate_fn=_trimmed_batch,
+                          **kwargs)
+
     def infer(self, x, **fit_params):
         if isinstance(x, Mapping):
+            if "lengths" in x:
+                fit_params = {**fit_params, "lengths": x["lengths"]}
             x = x["x"]
         return super().infer(x, **fit_params)
 
@@ -50,6 +70,24 @@ class S4Net(NeuralNet):
         if isinstance(X, Mapping) and "sample_weight" in X:
             loss = loss * to_tensor(X["sample_weight"], device=self.device)
         return loss.mean()
+
+
+def _dataset_lengths(dataset):
+    """The ``lengths`` of a dataset of ``{"x", "lengths", ...}`` (or a subset of one)."""
+    indices = None
+    if isinstance(dataset, Subset):
+        dataset, indices = dataset.dataset, dataset.indices
+    X = getattr(dataset, "X", None)
+    if not isinstance(X, Mapping) or "lengths" not in X:
+        return None
+    lengths = np.asarray(X["lengths"])
+    return lengths if indices is None else lengths[np.asarray(indices)]
+
+
+def _trimmed_batch(samples):
+    X, y = default_collate(samples)
+    X["x"] = trim_to_longest(X["x"], X["lengths"])
+    return X, y
 
 
 class PlainPrintLog(PrintLog):

@@ -30,7 +30,7 @@ def make_data():
 
 
 def make_classifier(callbacks):
-    return S4Classifier(d_model=8, n_layers=1, d_state=8, max_epochs=4, batch_size=16,
+    return S4Classifier(d_model=8, n_layers=1, d_state=8, min_steps=0, max_epochs=4, batch_size=16,
                         random_state=0, callbacks=callbacks)
 
 
@@ -46,8 +46,7 @@ def test_resumed_fit_equals_uninterrupted_fit(tmp_path):
     state = load_checkpoint(last)
     assert state["epoch"] == 2
     dict(state["net"].callbacks_)["stop"].epoch = None
-    resumed = make_classifier(None)._resume_fit(X, y, state["net"], state["torch_rng_state"],
-                                               validation_data=validation)
+    resumed = make_classifier(None).resume_fit(X, y, state, validation_data=validation)
     assert resumed.n_epochs_ == full.n_epochs_ == 4
     np.testing.assert_allclose(resumed.net_.history[:, "lr"], full.net_.history[:, "lr"])
     np.testing.assert_allclose(resumed.predict_proba(X), full.predict_proba(X), atol=1e-5)
@@ -58,7 +57,7 @@ def test_resumed_fit_equals_uninterrupted_fit(tmp_path):
 def test_resumed_fit_stops_early_where_the_uninterrupted_fit_stops(tmp_path):
     X, y = make_data()
     validation = (X[:20], 1 - y[:20])  # inverted labels: the first epoch stays the best
-    settings = dict(patience=2, max_epochs=8, lr=0.05)
+    settings = dict(patience=2, min_steps=0, max_epochs=8, lr=0.05)
     full = make_classifier(None).set_params(**settings).fit(X, y, validation_data=validation)
     assert full.n_epochs_ == 3  # epoch 1 best, then two epochs without improvement
     last = tmp_path / "last.joblib"
@@ -69,8 +68,8 @@ def test_resumed_fit_stops_early_where_the_uninterrupted_fit_stops(tmp_path):
     state = load_checkpoint(last)
     assert state["epoch"] == 2  # epoch 2 did not improve on epoch 1
     dict(state["net"].callbacks_)["stop"].epoch = None
-    resumed = make_classifier(None).set_params(**settings)._resume_fit(
-        X, y, state["net"], state["torch_rng_state"], validation_data=validation)
+    resumed = make_classifier(None).set_params(**settings).resume_fit(
+        X, y, state, validation_data=validation)
     assert resumed.n_epochs_ == 3
     np.testing.assert_allclose(resumed.predict_proba(X), full.predict_proba(X), atol=1e-5)
     assert dict(resumed.net_.callbacks_)["early_stopping"].best_model_weights_ is None

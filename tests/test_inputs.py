@@ -8,7 +8,7 @@ import torch
 from s4learn import S4Classifier
 from s4learn.inputs import as_sequences
 
-TINY = dict(d_model=8, n_layers=1, d_state=4, max_epochs=1, random_state=0)
+TINY = dict(d_model=8, n_layers=1, d_state=4, min_steps=0, max_epochs=1, random_state=0)
 
 
 def test_table_rows_are_single_channel_sequences():
@@ -74,9 +74,10 @@ def test_bad_training_input_is_a_value_error(make_bad, message):
         S4Classifier(**TINY).fit(make_bad(X), np.arange(len(make_bad(X))) % 2)
 
 
-def test_ragged_sequences_and_one_class_are_errors():
-    with pytest.raises(ValueError, match="same length"):
-        S4Classifier(**TINY).fit([[1.0, 2.0], [1.0, 2.0, 3.0]], [0, 1])
+def test_ragged_channels_and_one_class_are_errors():
+    with pytest.raises(ValueError, match=r"same number of channels; got \[1, 2\]"):
+        S4Classifier(sequence_layout="NLC", **TINY).fit([np.zeros((3, 1)), np.zeros((4, 2))],
+                                                        [0, 1])
     with pytest.raises(ValueError, match="at least 2 classes"):
         S4Classifier(**TINY).fit(np.zeros((5, 4)), ["a"] * 5)
 

@@ -37,7 +37,7 @@ def test_pipeline_with_regressor():
     frame = pd.DataFrame(rng.randn(60, 2), columns=["a", "b"])
     y = frame["a"].rolling(4, min_periods=1).sum().to_numpy()
     model = make_pipeline(SequenceWindows(4), S4Regressor(
-        d_model=8, n_layers=1, d_state=8, max_epochs=2, random_state=0))
+        d_model=8, n_layers=1, d_state=8, min_steps=0, max_epochs=2, random_state=0))
     predictions = model.fit(frame, y).predict(frame)
     assert predictions.shape == (60,)
     assert list(model.feature_names_in_) == ["a", "b"]

@@ -1,0 +1,139 @@
+"""Time-series data as aeon and sktime hold it: layouts, unequal lengths, missing values."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_wine
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from s4learn import S4Classifier
+
+TINY = dict(d_model=16, n_layers=1, d_state=8, max_epochs=4, min_steps=0, random_state=0)
+
+
+def unequal_sequences(n=90, channels=2, seed=0):
+    """Sequences of 5 to 39 steps; the class shifts the level of every channel."""
+    rng = np.random.RandomState(seed)
+    y = np.arange(n) % 2
+    X = [rng.randn(rng.randint(5, 40), channels) + 0.8 * label for label in y]
+    return X, y
+
+
+def nan_padded(X):
+    padded = np.full((len(X), max(map(len, X)), X[0].shape[1]), np.nan)
+    for row, x in zip(padded, X):
+        row[:len(x)] = x
+    return padded
+
+
+@pytest.fixture(scope="module")
+def unequal_model():
+    X, y = unequal_sequences()
+    return S4Classifier(**TINY).fit(X, y), X, y
+
+
+def test_channels_first_arrays_read_as_aeon_does():
+    rng = np.random.RandomState(0)
+    X_ncl = rng.randn(30, 1, 40).astype(np.float32)  # (n, channels, length), aeon's layout
+    y = np.arange(30) % 2
+    ncl = S4Classifier(sequence_layout="NCL", **TINY).fit(X_ncl, y)
+    nlc = S4Classifier(**TINY).fit(X_ncl.transpose(0, 2, 1), y)
+    assert (ncl.n_channels_in_, ncl.n_timepoints_) == (1, 40)
+    np.testing.assert_array_equal(ncl.predict_proba(X_ncl),
+                                  nlc.predict_proba(X_ncl.transpose(0, 2, 1)))
+
+
+def test_an_ambiguous_3d_array_is_not_guessed():
+    X = np.zeros((10, 1, 427))
+    with pytest.raises(ValueError, match=r"1 steps of 427 channels.*sequence_layout='NCL'"):
+        S4Classifier(**TINY).fit(X, np.arange(10) % 2)
+    samples = [np.zeros((3, 5)), np.zeros((3, 5))]  # equal shapes: read as a 3-D array
+    with pytest.raises(ValueError, match="sequence_layout"):
+        S4Classifier(**TINY).fit(samples, [0, 1])
+
+
+def test_unequal_lengths_predict_alone_as_in_a_batch(unequal_model):
+    clf, X, y = unequal_model
+    assert clf.n_timepoints_ == max(map(len, X)) and not hasattr(clf, "n_features_in_")
+    in_batch = clf.predict_proba(X)
+    alone = np.vstack([clf.predict_proba([x]) for x in X[:10]])
+    np.testing.assert_allclose(alone, in_batch[:10], atol=1e-5)
+    assert clf.score(X, y) > 0.85
+
+
+def test_list_layouts_and_nan_padding_are_the_same_data(unequal_model):
+    clf, X, y = unequal_model
+    expected = clf.predict_proba(X)
+    channels_first = [x.T for x in X]  # aeon's list of (n_channels, n_timepoints_i)
+    np.testing.assert_allclose(clf.predict_proba(channels_first), expected, atol=1e-6)
+    np.testing.assert_allclose(clf.predict_proba(nan_padded(X)), expected, atol=1e-6)
+    refit = S4Classifier(**TINY).fit(nan_padded(X), y)
+    np.testing.assert_allclose(refit.predict_proba(X), expected, atol=1e-6)
+
+
+def test_sequences_longer_than_any_in_fit_are_predicted(unequal_model):
+    clf, X, _ = unequal_model
+    long = np.vstack([X[0]] * 20)  # 20 times the first sequence
+    proba = clf.predict_proba([long, X[1]])
+    np.testing.assert_allclose(proba[1], clf.predict_proba([X[1]])[0], atol=1e-5)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="1 channel.*fitted on 2"):
+        clf.predict([x[:, :1] for x in X])
+
+
+def test_missing_values_error_names_the_count_and_the_option():
+    X = np.random.RandomState(0).randn(20, 30, 2)
+    X[0, 3, 1] = X[5, 10, 0] = np.nan
+    with pytest.raises(ValueError, match=r"2 missing value\(s\) \(NaN\) of 1200.*"
+                                         r"missing='mask'"):
+        S4Classifier(**TINY).fit(X, np.arange(20) % 2)
+
+
+def test_masked_missing_values_keep_accuracy():
+    X, y = unequal_sequences(n=120)
+    rng = np.random.RandomState(1)
+    gappy = [np.where(rng.rand(*x.shape) < 0.3, np.nan, x) for x in X]
+    clf = S4Classifier(missing="mask", **TINY).fit(gappy[:90], y[:90])
+    assert clf.net_.module_.encoder.in_features == 4  # 2 channels + 2 indicators
+    assert clf.score(gappy[90:], y[90:]) > 0.8
+
+
+def test_real_unequal_length_data_from_aeon():
+    load_classification = pytest.importorskip("aeon.datasets").load_classification
+    X, y = load_classification("JapaneseVowels", split="train")
+    X_test, y_test = load_classification("JapaneseVowels", split="test")
+    assert isinstance(X, list) and X[0].shape[0] == 12  # (n_channels, n_timepoints_i)
+    clf = S4Classifier(d_model=32, n_layers=2, d_state=16, max_epochs=8, min_steps=0,
+                       random_state=0).fit(X, y)
+    assert clf.n_channels_in_ == 12
+    assert clf.score(X_test, y_test) > 0.9
+
+
+def test_column_scaling_matches_a_scaled_pipeline_on_wine():
+    X, y = load_wine(return_X_y=True)  # proline is about 1000x the smallest column
+    X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y, random_state=0)
+    settings = dict(TINY, max_epochs=30)
+    default = S4Classifier(**settings).fit(X_train, y_train)
+    assert default.scaling_ == "column"
+    pipeline = make_pipeline(StandardScaler(), S4Classifier(scaling="none", **settings))
+    pipeline.fit(X_train, y_train)
+    one_scale = S4Classifier(scaling="channel", **settings).fit(X_train, y_train)
+    assert default.score(X_test, y_test) >= pipeline.score(X_test, y_test) - 0.03
+    assert default.score(X_test, y_test) > one_scale.score(X_test, y_test) + 0.1
+
+
+def test_small_data_gets_the_minimum_number_of_steps():
+    X, y = unequal_sequences(n=40)
+    clf = S4Classifier(**dict(TINY, max_epochs=2, min_steps=30)).fit(X, y)
+    assert clf.net_.batch_size == 8  # "auto": an eighth of 40, at least 8
+    assert clf.n_epochs_ == 6  # 5 steps per epoch: 6 epochs reach 30 steps
+    with pytest.warns(UserWarning, match="batch_size=32 gives 2 optimizer step"):
+        S4Classifier(**dict(TINY, max_epochs=1, batch_size=32)).fit(X, y)
+
+
+def test_auto_step_sizes_follow_the_sequence_length(unequal_model):
+    clf, X, _ = unequal_model
+    L = max(map(len, X))
+    dt = clf.net_.module_.layers[0].kernel.log_dt.exp()
+    assert dt.min() >= 1 / L - 1e-6 and dt.max() <= min(1.0, 100 / L) + 1e-6
