@@ -12,6 +12,7 @@ from ..preprocessing import SequenceWindows
 from .errors import UsageError
 
 IMAGE_DATASETS = ("digits", "mnist", "cifar10")
+UCR_PREFIX = "ucr:"
 SPLITS = ("train", "val", "test")
 MAX_CLASSES_OF_INTEGER_TARGET = 20
 
@@ -26,38 +27,47 @@ class Split:
     features: pd.DataFrame = field(default=None)
 
 
+def is_table(path):
+    return Path(path).suffix.lower() in datasets.TABLE_SUFFIXES
+
+
 def check_dataset(args):
     """UsageError unless ``--dataset`` / ``--trainset`` names data that train can read."""
     dataset = args.trainset or args.dataset
-    is_table = Path(dataset).suffix.lower() in datasets.TABLE_SUFFIXES
-    if not is_table and dataset not in IMAGE_DATASETS:
+    if not (is_table(dataset) or is_named_dataset(dataset)):
         close = difflib.get_close_matches(dataset, IMAGE_DATASETS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UsageError(f"unknown dataset {dataset!r}: use digits, mnist, cifar10 or a "
-                         f".csv/.parquet file{hint}")
-    if not is_table and args.window:
-        raise UsageError("--window applies to tables (.csv/.parquet), not to images")
+        raise UsageError(f"unknown dataset {dataset!r}: use digits, mnist, cifar10, "
+                         f"ucr:NAME or a .csv/.parquet file{hint}")
+    if not is_table(dataset):
+        for flag in ("tabulardata", "window"):
+            if getattr(args, flag):
+                raise UsageError(f"--{flag} applies to tables (.csv/.parquet), not to "
+                                 f"{dataset}")
+
+
+def is_named_dataset(name):
+    """Whether ``name`` is digits, mnist, cifar10 or ``ucr:NAME``."""
+    return name in IMAGE_DATASETS or (name.startswith(UCR_PREFIX) and len(name) > 4)
 
 
 def load_splits(args):
     """The splits of the run's data and its task ("classification" or "regression")."""
     if args.trainset:
         return _load_table_files(args)
-    if args.dataset in IMAGE_DATASETS:
-        return _load_images(args), "classification"
+    if is_named_dataset(args.dataset):
+        return _split_named_dataset(args), "classification"
     frame = read_table(args.dataset)
     X, y, task = table_columns(frame, args)
     return _split_table(X, y, frame, args), task
 
 
-def _load_images(args):
+def _split_named_dataset(args):
     if args.dataset == "digits":
         X, y = datasets.load_digits_images()
         return split_arrays(X, y, args.trainvaltestsplit, args.timeseriessplit, args.seed)
-    load = {"mnist": datasets.load_mnist, "cifar10": datasets.load_cifar10}[args.dataset]
-    options = {"grayscale": args.grayscale} if args.dataset == "cifar10" else {}
-    X, y = load(args.data_root, train=True, download=args.download, **options)
-    X_test, y_test = load(args.data_root, train=False, download=args.download, **options)
+    X, y = load_named_dataset(args.dataset, args, "train")
+    X_test, y_test = load_named_dataset(args.dataset, args, "test")
     train_share, val_share, _ = args.trainvaltestsplit
     splits = split_arrays(X, y, (train_share, val_share, 0.0), args.timeseriessplit,
                           args.seed, normalise=True)
@@ -65,8 +75,31 @@ def _load_images(args):
     return splits
 
 
+def load_named_dataset(name, args, split, grayscale=None):
+    """Samples and labels of a split ("train" or "test") of digits, MNIST, CIFAR-10 or
+    a UCR/UEA archive data set (``ucr:NAME``); digits has one split, all its images.
+
+    ``grayscale`` (default: ``args.grayscale``) converts CIFAR-10 to one channel.
+    """
+    if name == "digits":
+        return datasets.load_digits_images()
+    if name.startswith(UCR_PREFIX):
+        try:
+            return datasets.load_ucr(name[len(UCR_PREFIX):], split)
+        except (ImportError, ValueError, OSError) as error:
+            raise UsageError(f"{name}: {error}") from None
+    load = {"mnist": datasets.load_mnist, "cifar10": datasets.load_cifar10}[name]
+    options = {}
+    if name == "cifar10":
+        options["grayscale"] = args.grayscale if grayscale is None else grayscale
+    return load(args.data_root, train=split == "train", download=args.download, **options)
+
+
 def split_arrays(X, y, ratios, in_order, seed, normalise=False):
-    """Splits of ``X`` and ``y`` by the shares ``ratios``, in order or shuffled by ``seed``."""
+    """Splits of ``X`` and ``y`` by the shares ``ratios``, in order or shuffled by ``seed``.
+
+    ``X`` is an array, or a list of sequences of different lengths.
+    """
     ratios = np.asarray(ratios, dtype=float)
     if normalise:
         ratios = ratios / ratios.sum()
@@ -75,7 +108,8 @@ def split_arrays(X, y, ratios, in_order, seed, normalise=False):
     splits = {}
     for name, rows in zip(SPLITS, np.split(order, bounds)):
         if len(rows):
-            splits[name] = Split(X[rows], y[rows], rows)
+            samples = [X[row] for row in rows] if isinstance(X, list) else X[rows]
+            splits[name] = Split(samples, y[rows], rows)
     return splits
 
 
@@ -103,7 +137,7 @@ def table_columns(frame, args, task=None):
         rows = frame.index[y.isna()][:5].tolist()
         raise UsageError(f"target column {target!r} has {int(y.isna().sum())} missing "
                          f"value(s), e.g. in rows {rows}; drop or fill them first")
-    task = task or args.task or _infer_task(y)
+    task = task or args.task or _infer_task(y, quiet=args.quiet)
     if task == "regression" and not pd.api.types.is_numeric_dtype(y):
         raise UsageError(f"regression needs a numeric target; {target!r} is not numeric")
     return X, y.to_numpy(), task
@@ -133,7 +167,7 @@ def checked_features(X):
     return X.astype(np.float32)
 
 
-def _infer_task(y):
+def _infer_task(y, quiet):
     numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
     integer = numeric and np.all(np.mod(y.to_numpy(dtype=float), 1) == 0)
     few = y.nunique() <= MAX_CLASSES_OF_INTEGER_TARGET
@@ -141,7 +175,8 @@ def _infer_task(y):
     reason = ("non-numeric labels" if not numeric else
               f"{y.nunique()} distinct integer values" if task == "classification" else
               "numeric values")
-    print(f"Task inferred from the target: {task} ({reason}); set --task to change it")
+    if not quiet:
+        print(f"Task inferred from the target: {task} ({reason}); set --task to change it")
     return task
 
 

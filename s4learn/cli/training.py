@@ -9,7 +9,7 @@ from ..checkpoints import EpochCheckpoint, atomic_dump
 from ..estimators import S4Classifier, S4Regressor
 from ..peft import LoRA, SDLoRA
 from ..preprocessing import SequenceWindows
-from .arguments import METHOD_SETTINGS
+from .arguments import METHOD_SETTINGS, estimator_settings
 from .data import IMAGE_DATASETS, SPLITS, check_dataset, load_splits
 from .errors import UsageError
 from .outputs import evaluate, load_saved, report, write_json, write_results
@@ -17,7 +17,7 @@ from .outputs import evaluate, load_saved, report, write_json, write_results
 FINETUNE_METHODS = {"lora": LoRA, "sdlora": SDLoRA}
 # options that may change when a run is resumed: they do not change its result
 SETTINGS_FREE_ON_RESUME = ("resume", "overwrite", "quiet", "device", "num_workers",
-                           "ignored_options")
+                           "ignored_options", "tabulardata")
 
 
 def train(args):
@@ -61,13 +61,25 @@ def _check_train_arguments(args):
     if not np.isclose(sum(ratios), 1.0):
         raise UsageError(f"--trainvaltestsplit shares must sum to 1, got {ratios} "
                          f"(sum {sum(ratios):g})")
-    if args.window is not None and args.window < 1:
-        raise UsageError(f"--window must be a positive integer, got {args.window}")
-    if args.epochs < 1:
-        raise UsageError(f"--epochs must be a positive integer, got {args.epochs}")
     if not args.trainset and (args.valset or args.testset):
         raise UsageError("--valset and --testset need --trainset")
     check_dataset(args)
+    if args.window and not (args.trainset or args.timeseriessplit):
+        _split_windows_by_time(args)
+
+
+def _split_windows_by_time(args):
+    """Set ``--timeseriessplit``: a random split would put training rows in test windows.
+
+    A window holds the rows before its own; split at random, most test windows would
+    read rows of the training split. In contiguous blocks only the first windows of each
+    block reach back into the block before, as they would in use.
+    """
+    args.timeseriessplit = True
+    if not args.quiet:
+        print("Note: --window splits the rows by time (contiguous blocks in file order, "
+              "as --timeseriessplit), since a random split would put training rows "
+              "inside test windows")
 
 
 def _train_paths(args):
@@ -122,8 +134,6 @@ def _check_free(paths, args, resuming=False):
                          f"another --modelname{hint}")
 
 
-
-
 # ---------------------------------------------------------------------------- fitting
 def _load_pretrained(path):
     """The estimator saved in ``path`` by ``s4learn train`` (unwrapped from its Pipeline)."""
@@ -154,14 +164,11 @@ def _make_estimator(args, task, paths, pretrained=None):
         finetuning = {"pretrained": str(args.pretrained) if model is estimator else estimator,
                       "finetune": _finetune_method(args)}
         _note_finetuning(args, finetuning["finetune"])
-    return estimator_class(
-        d_model=args.d_model, n_layers=args.n_layers, d_state=args.d_state,
-        dropout=args.dropout, prenorm=args.prenorm, lr=args.lr,
-        weight_decay=args.weight_decay, batch_size=args.batch_size, max_epochs=args.epochs,
-        patience=args.patience, input_type="image" if is_image else "auto",
-        grayscale=False, num_workers=args.num_workers, device=args.device,
-        random_state=args.seed, verbose=0 if args.quiet else 1,
-        callbacks=[("checkpoint", checkpoint)], **finetuning)
+    settings = estimator_settings(args, estimator_class)
+    if is_image and settings["input_type"] == "auto":
+        settings["input_type"] = "image"  # (n, H, W) digits and MNIST are not (n, L, C)
+    return estimator_class(**settings, verbose=0 if args.quiet else 1,
+                           callbacks=[("checkpoint", checkpoint)], **finetuning)
 
 
 def _note_finetuning(args, method):
@@ -185,7 +192,7 @@ def _fit(estimator, splits, args, checkpoint=None):
         else:
             estimator.fit(train.X, train.y, validation_data=validation)
     except ValueError as error:
-        if not args.pretrained:
-            raise
-        # bad fine-tuning settings for this model, or data that do not fit it
-        raise UsageError(f"cannot fine-tune {args.pretrained}: {error}") from None
+        # bad settings, data the estimator cannot read, or (fine-tuning) data or
+        # settings that do not fit the pretrained model
+        doing = f"fine-tune {args.pretrained}" if args.pretrained else "train"
+        raise UsageError(f"cannot {doing}: {error}") from None
