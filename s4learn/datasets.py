@@ -3,6 +3,8 @@
 - :func:`load_digits_images`: scikit-learn's 8x8 handwritten digits, embedded, no download;
 - :func:`load_mnist`, :func:`load_cifar10`: the torchvision data sets, read from (or
   downloaded to) a root folder in torchvision's own layout;
+- :func:`load_ucr`: a data set of the UCR/UEA time series classification archive, through
+  aeon (the optional extra ``s4learn[timeseries]``);
 - :func:`load_table`: a ``.csv`` or ``.parquet`` file as a DataFrame;
 - :func:`make_deep_s4_regression`: the synthetic fine-tuning task of Galim et al. (2025).
 
@@ -90,6 +92,50 @@ def load_cifar10(root, train=True, download=False, grayscale=False):
         luminance = X @ np.array([0.299, 0.587, 0.114])
         X = np.clip(np.rint(luminance), 0, 255).astype(np.uint8)
     return X, np.asarray(dataset.targets, dtype=np.int64)
+
+
+def load_ucr(name, split="train", extract_path=None):
+    """A data set of the UCR/UEA time series classification archive, through aeon.
+
+    Delegates to :func:`aeon.datasets.load_classification`: the data sets that ship with
+    aeon (e.g. ``"GunPoint"``, ``"ItalyPowerDemand"``, ``"OSULeaf"``,
+    ``"JapaneseVowels"``) load offline; aeon downloads the others into its data folder.
+
+    Parameters
+    ----------
+    name : str
+        Name of the data set in the archive, e.g. ``"GunPoint"``.
+    split : {"train", "test"}, default="train"
+        The archive's own training or test split.
+    extract_path : str or path, default=None
+        Folder to read the data set from, or download it into, instead of aeon's own
+        folders (aeon then looks for its shipped data sets there too).
+
+    Returns
+    -------
+    X : ndarray of shape (n, length, channels), float, or list of n ndarrays
+        The series, time along the second axis; a list of ``(length_i, channels)``
+        arrays when the lengths differ.
+    y : ndarray of shape (n,)
+        The class labels as the archive gives them (strings).
+
+    Raises
+    ------
+    ImportError
+        When aeon is not installed.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    try:
+        from aeon.datasets import load_classification
+    except ImportError:
+        raise ImportError('load_ucr needs aeon: pip install "s4learn[timeseries]"') from None
+    path = None if extract_path is None else str(extract_path)
+    X, y = load_classification(name, split=split, extract_path=path)
+    # aeon's layout is (n, channels, length) per collection or per series
+    if isinstance(X, np.ndarray):
+        return np.ascontiguousarray(X.transpose(0, 2, 1)), y
+    return [np.ascontiguousarray(series.T) for series in X], y
 
 
 def load_table(path):

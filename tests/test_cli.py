@@ -1,5 +1,7 @@
 """The s4learn command line: train, predict, fine-tune, bad input, resuming after a kill."""
 
+import argparse
+import inspect
 import json
 import os
 import signal
@@ -14,11 +16,19 @@ import pandas as pd
 import pytest
 import torch
 
+import s4learn
+from s4learn import S4Classifier, S4Regressor
 from s4learn.checkpoints import EpochCheckpoint, load_checkpoint
 from s4learn.cli import build_parser, main
+from s4learn.cli.arguments import (ESTIMATOR_FLAGS, NOT_FLAGS, auto_or, estimator_settings,
+                                   parameter_descriptions, positive_float, positive_int)
+from s4learn.cli.errors import UsageError
+from s4learn.datasets import load_digits_images, load_ucr
 from s4learn.peft import AdaptedS4DKernel, LoRALinear, SDLoRA
+from test_datasets import write_mnist
 
-TINY = ["--epochs", "2", "--d_model", "8", "--n_layers", "1", "--d_state", "8"]
+TINY = ["--epochs", "2", "--min_steps", "0", "--d_model", "8", "--n_layers", "1",
+        "--d_state", "8"]
 
 
 def write_table(folder):
@@ -132,6 +142,13 @@ BAD_TRAIN_INPUTS = [
     (["--dataset", "mnsit"], "unknown dataset 'mnsit'"),
     (["--dataset", "mnist", "--data_root", "nowhere"], "MNIST not found"),
     (["--dependent_variable", "label", "--resume"], "no checkpoint"),
+    (["--dataset", "digits", "--tabulardata"], "--tabulardata applies to tables"),
+    (["--dependent_variable", "load", "--independent_variables", "temp", "--class_weight",
+      "balanced"],
+     "--class_weight does not apply to S4Regressor"),
+    (["--dependent_variable", "label", "--independent_variables", "temp", "--patience", "2",
+      "--validation_fraction", "1.5"],
+     "cannot train: validation_fraction must be in (0, 1), got 1.5"),
 ]
 
 
@@ -178,7 +195,7 @@ def test_kill_and_resume(tmp_path, table):
     command = [sys.executable, "-m", "s4learn", "train", "--dataset", table,
                "--dependent_variable", "label", "--independent_variables", "temp", "wind",
                "rain", "--epochs", str(epochs), "--d_model", "8", "--n_layers", "1",
-               "--d_state", "8", "--batch_size", "8", "--quiet"]
+               "--d_state", "8", "--batch_size", "8", "--min_steps", "0", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     last = tmp_path / "s4learn_checkpoints" / "s4model_last.joblib"
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
@@ -230,7 +247,7 @@ def pretrained(tmp_path_factory):
 
 def finetune_arguments(table, base, *settings):
     return ["train", "--dataset", table, "--dependent_variable", "label", "--pretrained",
-            base, "--finetune", "sdlora", *settings, "--epochs", "2"]
+            base, "--finetune", "sdlora", *settings, "--epochs", "2", "--min_steps", "0"]
 
 
 def has_adapters(estimator):
@@ -412,3 +429,222 @@ def test_resumed_finetuning_equals_uninterrupted(tmp_path, pretrained, monkeypat
     features = pd.read_csv(table)[["temp", "wind", "rain", "load"]]
     np.testing.assert_allclose(cut.predict_proba(features), whole.predict_proba(features),
                                atol=1e-5)
+
+
+# ------------------------------------------------------------------ the flag table
+def train_parser():
+    parser = build_parser()
+    commands = next(action for action in parser._actions
+                    if isinstance(action, argparse._SubParsersAction))
+    return commands.choices["train"], commands.choices["predict"]
+
+
+def test_every_estimator_parameter_is_a_flag_or_left_out_on_purpose():
+    rows = [row.parameter for row in ESTIMATOR_FLAGS]
+    assert len(rows) == len(set(rows))
+    assert set(rows) | set(NOT_FLAGS) == set(inspect.signature(S4Classifier).parameters)
+    assert not set(rows) & set(NOT_FLAGS)
+
+
+def test_flag_defaults_and_help_come_from_the_estimator():
+    train, _ = train_parser()
+    actions = {action.dest: action for action in train._actions}
+    signature = inspect.signature(S4Classifier).parameters
+    descriptions = parameter_descriptions(S4Classifier)
+    for row in ESTIMATOR_FLAGS:
+        action = actions[row.dest]
+        expected = 0 if row.parameter == "random_state" else signature[row.parameter].default
+        assert action.default == expected, row.parameter
+        assert descriptions[row.parameter][1] in action.help
+    assert actions["epochs"].default == S4Classifier().max_epochs == 60
+    assert actions["init"].choices == ["lin", "inv", "legs"]
+    assert descriptions["dt_max"][1].startswith("dt_min, dt_max: Range of the log-uniform")
+    text = train.format_help()
+    assert "--d_model D_MODEL     Width of the S4D layers. (default: 64)" in text
+    assert "--bidirectional, --no-bidirectional" in text
+
+
+def test_every_flag_has_help():
+    for parser in train_parser():
+        for action in parser._actions:
+            assert action.help and action.help.strip(), action.option_strings
+
+
+def test_estimator_keywords_are_built_from_the_flags():
+    args = build_parser().parse_args(
+        ["train", "--dt_min", "0.01", "--dt_max", "0.5", "--bidirectional", "--init", "lin",
+         "--class_weight", "balanced", "--weight_decay", "0", "--patience", "3",
+         "--validation_fraction", "0.2", "--image_layout", "NCHW", "--epochs", "7",
+         "--seed", "5", "--prenorm"])
+    settings = estimator_settings(args, S4Classifier)
+    defaults = S4Classifier().get_params()
+    given = {"dt_min": 0.01, "dt_max": 0.5, "bidirectional": True, "init": "lin",
+             "class_weight": "balanced", "weight_decay": 0.0, "patience": 3,
+             "validation_fraction": 0.2, "image_layout": "NCHW", "max_epochs": 7,
+             "random_state": 5, "prenorm": True}
+    assert settings == {**{name: defaults[name] for name in settings}, **given}
+    assert S4Classifier(**settings).get_params()["dt_max"] == 0.5
+    # S4Regressor has no class_weight: left out unless the flag was given
+    args = build_parser().parse_args(["train", "--epochs", "3"])
+    assert "class_weight" not in estimator_settings(args, S4Regressor)
+    args.class_weight = "balanced"
+    with pytest.raises(UsageError, match="--class_weight does not apply to S4Regressor"):
+        estimator_settings(args, S4Regressor)
+
+
+def test_auto_or_number_parsing():
+    batch_size, dt = auto_or(positive_int), auto_or(positive_float)
+    assert batch_size("auto") == "auto" and dt("auto") == "auto"
+    assert batch_size("32") == 32 and type(batch_size("32")) is int
+    assert dt("0.01") == 0.01
+    for parse, text, message in [(batch_size, "0", "expected a positive int, got '0' or "
+                                                    "'auto'"),
+                                 (batch_size, "2.5", "expected an int, got '2.5' or 'auto'"),
+                                 (dt, "-1", "expected a positive number, got '-1' or "
+                                            "'auto'"),
+                                 (dt, "Auto", "expected a number, got 'Auto' or 'auto'")]:
+        with pytest.raises(argparse.ArgumentTypeError) as error:
+            parse(text)
+        assert str(error.value) == message
+
+
+def test_bad_flag_value_is_a_parser_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run(tmp_path, "train", "--epochs", "0")
+    assert exit_info.value.code == 2
+    assert "argument --epochs: expected a positive int, got '0'" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"s4learn {s4learn.__version__}\n"
+
+
+# --------------------------------------------------------- quiet, windows, tabulardata
+def test_quiet_tabulardata_run_prints_only_the_metrics(tmp_path, table, capsys):
+    status = run(tmp_path, "train", "--dataset", table, "--tabulardata", "--modeltype",
+                 "classification", "--dependent_variable", "label", "--quiet", *TINY)
+    assert status == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["train", "val", "test", "Model"]
+    metrics = json.loads((tmp_path / "s4learn_runs" / "s4model_metrics.json").read_text())
+    assert metrics["task"] == "classification"
+    assert run(tmp_path, "train", "--dataset", table, "--dependent_variable", "label",
+               "--overwrite", "--quiet", *TINY) == 0
+    assert "Task inferred" not in capsys.readouterr().out
+
+
+def test_window_splits_by_time(tmp_path, table, capsys):
+    data = ["--dataset", table, "--dependent_variable", "load", "--independent_variables",
+            "temp", "rain", "--window", "4", *TINY]
+    assert run(tmp_path, "train", *data, "--modelname", "implied") == 0
+    assert "Note: --window splits the rows by time" in capsys.readouterr().out
+    assert run(tmp_path, "train", *data, "--modelname", "given", "--timeseriessplit",
+               "--quiet") == 0
+    assert "Note" not in capsys.readouterr().out
+    runs = tmp_path / "s4learn_runs"
+    test = pd.read_csv(runs / "implied_test_results.csv")
+    assert test["row_id"].tolist() == list(range(96, 120))
+    implied, given = (json.loads((runs / f"{name}_metrics.json").read_text())
+                      for name in ("implied", "given"))
+    assert implied == given
+
+
+# -------------------------------------------------------- predict with every model
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("digits")
+    assert run(folder, "train", "--dataset", "digits", "--quiet", *TINY) == 0
+    return folder, joblib.load(folder / "s4learn_runs" / "s4model.joblib")
+
+
+def predictions(folder, name="s4model"):
+    return pd.read_csv(folder / "s4learn_runs" / f"{name}_predictions.csv")
+
+
+def test_predict_digits_by_name_array_and_pixel_table(digits_model, capsys):
+    folder, model = digits_model
+    images, labels = load_digits_images()
+    expected = model.predict_proba(images)
+    assert run(folder, "predict", "--dataset", "digits", "--overwrite") == 0
+    named = predictions(folder)
+    assert named["row_id"].tolist() == list(range(1797))
+    assert (named["y_true"] == labels).all()
+    assert (named["y_pred"] == model.predict(images)).all()
+    np.testing.assert_allclose(named[[f"proba_{k}" for k in range(10)]], expected)
+    np.save(folder / "digits_new.npy", images[:50])
+    np.save(folder / "digits_scaled.npy", images[:50] / np.float32(255))
+    table = pd.DataFrame(images.reshape(1797, 64)[:50],
+                         columns=[f"pixel{k}" for k in range(64)])
+    table.to_csv(folder / "digits_new.csv", index=False)
+    for source in ("digits_new.npy", "digits_scaled.npy", "digits_new.csv"):
+        assert run(folder, "predict", "--dataset", source, "--overwrite") == 0, source
+        result = predictions(folder)
+        assert "y_true" not in result
+        np.testing.assert_allclose(result[[f"proba_{k}" for k in range(10)]], expected[:50],
+                                   atol=1e-6)
+    assert "Predictions of 50 samples written" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("source, message", [
+    ("short.csv", "the model reads samples of shape (8, 8), 64 values in all, as table "
+                  "columns in order; got 63 columns"),
+    ("wide.npy", "the model reads samples of shape (8, 8); got 3 samples of shape (8, 9)"),
+    ("bright.csv", "the model reads images, as pixel values from 0 to 255 (whole "
+                   "numbers); got values from 0.0 to 300.0"),
+    ("missing.npy", "missing.npy: no such file"),
+    ("mnsit", "unknown dataset 'mnsit'"),
+])
+def test_predict_data_that_do_not_fit_the_model(digits_model, capsys, source, message):
+    folder, _ = digits_model
+    pd.DataFrame(np.zeros((3, 63))).to_csv(folder / "short.csv", index=False)
+    np.save(folder / "wide.npy", np.zeros((3, 8, 9), dtype=np.uint8))
+    bright = np.zeros((3, 64))
+    bright[0, :2] = 0.5, 300
+    pd.DataFrame(bright).to_csv(folder / "bright.csv", index=False)
+    assert run(folder, "predict", "--dataset", source, "--modelname", "s4model",
+               "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_mnist_test_set(tmp_path):
+    arrays = write_mnist(tmp_path / "data", compress=False, n_train=10, n_test=4)
+    assert run(tmp_path, "train", "--dataset", "mnist", "--quiet", *TINY) == 0
+    assert run(tmp_path, "predict", "--dataset", "mnist") == 0
+    model = joblib.load(tmp_path / "s4learn_runs" / "s4model.joblib")
+    images, labels = arrays["t10k"]
+    result = predictions(tmp_path)
+    assert (result["y_true"] == labels).all()
+    assert (result["y_pred"] == model.predict(images)).all()
+
+
+# ------------------------------------------------------------------ UCR/UEA archives
+def test_train_and_predict_ucr_dataset(tmp_path, capsys):
+    pytest.importorskip("aeon")
+    assert run(tmp_path, "train", "--dataset", "ucr:ItalyPowerDemand", "--quiet",
+               *TINY) == 0
+    runs = tmp_path / "s4learn_runs"
+    counts = {split: len(pd.read_csv(runs / f"s4model_{split}_results.csv"))
+              for split in ("train", "val", "test")}
+    assert counts == {"train": 59, "val": 8, "test": 1029}  # 67 training series, 7:1
+    metrics = json.loads((runs / "s4model_metrics.json").read_text())
+    assert metrics["task"] == "classification" and set(metrics["test"]) == {"accuracy",
+                                                                             "f1_macro"}
+    assert run(tmp_path, "predict", "--dataset", "ucr:ItalyPowerDemand") == 0
+    model = joblib.load(runs / "s4model.joblib")
+    X_test, y_test = load_ucr("ItalyPowerDemand", split="test")
+    result = predictions(tmp_path)
+    assert (result["y_true"].astype(str) == y_test).all()
+    assert (result["y_pred"].astype(str) == model.predict(X_test)).all()
+
+
+def test_ucr_without_aeon_names_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "aeon.datasets", None)  # import fails
+    assert run(tmp_path, "train", "--dataset", "ucr:GunPoint", *TINY) == 2
+    err = capsys.readouterr().err
+    assert err == ('s4learn: error: ucr:GunPoint: load_ucr needs aeon: pip install '
+                   '"s4learn[timeseries]"\n')
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,97 @@
+"""What a command writes: results tables, metrics, the printed report; saved files read back."""
+
+import json
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.base import is_classifier
+from sklearn.metrics import (accuracy_score, f1_score, mean_absolute_error,
+                             mean_squared_error, r2_score)
+
+from .errors import UsageError
+
+
+def evaluate(estimator, split, task):
+    """The scores of ``estimator`` on one split: accuracy and macro F1, or RMSE, MAE, R²."""
+    y_pred = estimator.predict(split.X)
+    if task == "classification":
+        return {"accuracy": float(accuracy_score(split.y, y_pred)),
+                "f1_macro": float(f1_score(split.y, y_pred, average="macro"))}
+    return {"rmse": float(np.sqrt(mean_squared_error(split.y, y_pred))),
+            "mae": float(mean_absolute_error(split.y, y_pred)),
+            "r2": float(r2_score(split.y, y_pred))}
+
+
+def results_frame(model, X, row_id, y_true=None, features=None):
+    """Row ids, true targets (when known), predictions and class probabilities."""
+    results = pd.DataFrame({"row_id": row_id})
+    if y_true is not None:
+        results["y_true"] = y_true
+    results["y_pred"] = model.predict(X)
+    if is_classifier(model):
+        proba = model.predict_proba(X)
+        for column, label in enumerate(model.classes_):
+            results[f"proba_{label}"] = proba[:, column]
+    if features is not None:
+        results = pd.concat([results, features.reset_index(drop=True)], axis=1)
+    return results
+
+
+def write_results(estimator, split, args, path):
+    """The results table of one split; with ``--output_data`` its feature columns too."""
+    features = split.features if args.output_data else None
+    write_table(results_frame(estimator, split.X, split.row_id, split.y, features), path)
+
+
+def write_table(frame, path):
+    """``frame`` as a ``.csv`` or ``.parquet`` file (by the suffix of ``path``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.columns = [str(c) for c in frame.columns]
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+
+
+def write_json(value, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2) + "\n")
+
+
+def report(metrics, paths, args, counts):
+    """Print the parameter counts (not with ``--quiet``), the scores and where they went."""
+    n_trainable, n_params = counts
+    if args.pretrained and not args.quiet:
+        print(f"trainable parameters: {n_trainable} of {n_params} "
+              f"({100 * n_trainable / n_params:.1f}%)")
+    elif not args.quiet:
+        print(f"parameters: {n_params}")
+    for split, values in metrics.items():
+        scores = "  ".join(f"{name} {value:.4f}" for name, value in values.items())
+        print(f"{split:5s}  {scores}")
+    print(f"Model saved to {paths['model']}; metrics and results in {paths['model'].parent}")
+
+
+def load_saved(path, what):
+    """A model or checkpoint file written by ``s4learn train``, checked.
+
+    Parameters
+    ----------
+    path : str or path
+    what : {"model", "pretrained model", "checkpoint"}
+        What the file should hold; named in the error messages.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{what} file {path} not found")
+    try:
+        value = joblib.load(path)
+    except Exception as error:  # unpickling a damaged file raises many error types
+        raise UsageError(f"cannot read {what} file {path} ({type(error).__name__}); it is "
+                         f"damaged or not an s4learn {what}") from None
+    expected = dict if what == "checkpoint" else object
+    if not isinstance(value, expected) or (what == "model" and not hasattr(value, "predict")):
+        raise UsageError(f"{path} is not an s4learn {what}")
+    return value

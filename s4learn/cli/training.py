@@ -1,0 +1,199 @@
+"""``s4learn train``: load and split the data, fit, evaluate, save; checkpoints and resume."""
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from ..checkpoints import EpochCheckpoint, atomic_dump
+from ..estimators import S4Classifier, S4Regressor
+from ..peft import LoRA, SDLoRA
+from ..preprocessing import SequenceWindows
+from .arguments import METHOD_SETTINGS, estimator_settings
+from .data import IMAGE_DATASETS, SPLITS, check_dataset, load_splits
+from .errors import UsageError
+from .outputs import evaluate, load_saved, report, write_json, write_results
+
+FINETUNE_METHODS = {"lora": LoRA, "sdlora": SDLoRA}
+# options that may change when a run is resumed: they do not change its result
+SETTINGS_FREE_ON_RESUME = ("resume", "overwrite", "quiet", "device", "num_workers",
+                           "ignored_options", "tabulardata")
+
+
+def train(args):
+    """The ``train`` command: load, split, fit, evaluate and save."""
+    _check_train_arguments(args)
+    paths = _train_paths(args)
+    _check_free(paths, args, resuming=args.resume)
+    checkpoint = _checkpoint_to_resume(paths["last"], args) if args.resume else None
+    pretrained = _load_pretrained(args.pretrained) if args.pretrained else None
+    splits, task = load_splits(args)
+    estimator = _make_estimator(args, task, paths, pretrained)
+    _fit(estimator, splits, args, checkpoint)
+    n_trainable, n_params = estimator.n_trainable_params_, estimator.n_params_
+    if args.pretrained:
+        estimator.merge()  # plain weights: the saved model predicts at the base speed
+        # a path, not a copy of the pretrained model inside the file
+        estimator.set_params(pretrained=str(args.pretrained))
+    model = estimator
+    if args.window:
+        windows = SequenceWindows(args.window).fit(splits["train"].features)
+        model = Pipeline([("windows", windows), ("model", estimator)])
+    metrics = {name: evaluate(estimator, split, task) for name, split in splits.items()}
+    for name, split in splits.items():
+        write_results(estimator, split, args, paths[f"{name}_results"])
+    summary = {"task": task, "n_epochs": int(estimator.n_epochs_), "n_params": n_params,
+               "n_trainable_params": n_trainable}
+    if args.pretrained:
+        summary.update(pretrained=str(args.pretrained), finetune=args.finetune)
+    summary.update(metrics)
+    write_json(summary, paths["metrics"])
+    atomic_dump(model, paths["model"])
+    report(metrics, paths, args, (n_trainable, n_params))
+    return 0
+
+
+def _check_train_arguments(args):
+    ratios = args.trainvaltestsplit
+    if any(ratio < 0 for ratio in ratios) or ratios[0] <= 0:
+        raise UsageError(f"--trainvaltestsplit shares must be >= 0 with a positive "
+                         f"training share, got {ratios}")
+    if not np.isclose(sum(ratios), 1.0):
+        raise UsageError(f"--trainvaltestsplit shares must sum to 1, got {ratios} "
+                         f"(sum {sum(ratios):g})")
+    if not args.trainset and (args.valset or args.testset):
+        raise UsageError("--valset and --testset need --trainset")
+    check_dataset(args)
+    if args.window and not (args.trainset or args.timeseriessplit):
+        _split_windows_by_time(args)
+
+
+def _split_windows_by_time(args):
+    """Set ``--timeseriessplit``: a random split would put training rows in test windows.
+
+    A window holds the rows before its own; split at random, most test windows would
+    read rows of the training split. In contiguous blocks only the first windows of each
+    block reach back into the block before, as they would in use.
+    """
+    args.timeseriessplit = True
+    if not args.quiet:
+        print("Note: --window splits the rows by time (contiguous blocks in file order, "
+              "as --timeseriessplit), since a random split would put training rows "
+              "inside test windows")
+
+
+def _train_paths(args):
+    output, name = Path(args.output_dir), args.modelname
+    paths = {"model": output / f"{name}.joblib", "metrics": output / f"{name}_metrics.json",
+             "last": Path(args.checkpoint_dir) / f"{name}_last.joblib",
+             "best": Path(args.checkpoint_dir) / f"{name}_best.joblib"}
+    for split in SPLITS:
+        paths[f"{split}_results"] = output / f"{name}_{split}_results.{args.format}"
+    return paths
+
+
+def run_settings(args):
+    """The options of a ``train`` run that a resumed run must repeat, as plain values."""
+    return {name: str(value) if isinstance(value, Path) else value
+            for name, value in sorted(vars(args).items())
+            if name not in SETTINGS_FREE_ON_RESUME and not callable(value)}
+
+
+def _checkpoint_to_resume(path, args):
+    """The checkpoint at ``path``, if it was written by a run with the same settings."""
+    checkpoint = load_saved(path, "checkpoint")
+    saved = checkpoint.get("settings")
+    if saved is not None:  # written by a run of this command
+        current = run_settings(args)
+        changed = [f"--{name} {_format_setting(saved.get(name))} "
+                   f"(now {_format_setting(current[name])})"
+                   for name in current if saved.get(name) != current[name]]
+        if changed:
+            raise UsageError(f"--resume: {path} was written by a run with "
+                             f"{', '.join(changed)}; resume with the same options, or "
+                             f"start anew with --overwrite")
+    if not args.quiet:
+        print(f"Resuming from {path} after epoch {checkpoint['epoch']}")
+    return checkpoint
+
+
+def _format_setting(value):
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _check_free(paths, args, resuming=False):
+    if resuming and not paths["last"].is_file():
+        raise UsageError(f"--resume: no checkpoint {paths['last']} to resume from")
+    if args.overwrite:
+        return
+    names = [key for key in paths if not (resuming and key in ("last", "best"))]
+    existing = [str(paths[key]) for key in names if paths[key].exists()]
+    if existing:
+        hint = "; use --resume to continue it" if paths["last"].exists() else ""
+        raise UsageError(f"{existing[0]} exists; pass --overwrite to replace it, or choose "
+                         f"another --modelname{hint}")
+
+
+# ---------------------------------------------------------------------------- fitting
+def _load_pretrained(path):
+    """The estimator saved in ``path`` by ``s4learn train`` (unwrapped from its Pipeline)."""
+    model = load_saved(path, "pretrained model")
+    estimator = model[-1] if isinstance(model, Pipeline) else model
+    if not (isinstance(estimator, (S4Classifier, S4Regressor)) and hasattr(estimator, "net_")):
+        raise UsageError(f"--pretrained: {path} is not a model saved by 's4learn train'")
+    return model, estimator
+
+
+def _finetune_method(args):
+    """The s4learn.peft method of ``--finetune`` with the settings given; None for full."""
+    if args.finetune in (None, "full"):
+        return None
+    settings = {name: getattr(args, name) for name in METHOD_SETTINGS[args.finetune]
+                if getattr(args, name) is not None}  # the others keep the method's defaults
+    return FINETUNE_METHODS[args.finetune](**settings)
+
+
+def _make_estimator(args, task, paths, pretrained=None):
+    estimator_class = S4Classifier if task == "classification" else S4Regressor
+    is_image = (args.trainset or args.dataset) in IMAGE_DATASETS
+    checkpoint = EpochCheckpoint(paths["last"], paths["best"], settings=run_settings(args))
+    finetuning = {}
+    if pretrained is not None:
+        model, estimator = pretrained
+        # load_pretrained reads an estimator file itself; a --window Pipeline is unwrapped
+        finetuning = {"pretrained": str(args.pretrained) if model is estimator else estimator,
+                      "finetune": _finetune_method(args)}
+        _note_finetuning(args, finetuning["finetune"])
+    settings = estimator_settings(args, estimator_class)
+    if is_image and settings["input_type"] == "auto":
+        settings["input_type"] = "image"  # (n, H, W) digits and MNIST are not (n, L, C)
+    if args.window and settings["sequence_layout"] == "auto":
+        settings["sequence_layout"] = "NLC"  # windows are (rows, window, features)
+    return estimator_class(**settings, verbose=0 if args.quiet else 1,
+                           callbacks=[("checkpoint", checkpoint)], **finetuning)
+
+
+def _note_finetuning(args, method):
+    if args.quiet:
+        return
+    ignored = getattr(args, "ignored_options", [])
+    if ignored:
+        print(f"Note: {', '.join(ignored)} ignored: the architecture is that of "
+              f"{args.pretrained}")
+    print(f"Fine-tuning {args.pretrained}: "
+          f"{'every parameter (full)' if method is None else method}")
+
+
+def _fit(estimator, splits, args, checkpoint=None):
+    train, val = splits["train"], splits.get("val")
+    validation = (val.X, val.y) if val is not None else None
+    try:
+        if checkpoint is not None:
+            estimator.resume_fit(train.X, train.y, checkpoint, validation_data=validation)
+        else:
+            estimator.fit(train.X, train.y, validation_data=validation)
+    except ValueError as error:
+        # bad settings, data the estimator cannot read, or (fine-tuning) data or
+        # settings that do not fit the pretrained model
+        doing = f"fine-tune {args.pretrained}" if args.pretrained else "train"
+        raise UsageError(f"cannot {doing}: {error}") from None
