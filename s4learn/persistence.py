@@ -217,7 +217,13 @@ def _estimator_from_record(path, record, device):
     decoder = _Decoder(tensors)
     parameters = {name: decoder.decode(value) for name, value in record["parameters"].items()}
     parameters["device"] = _load_device(parameters.get("device", "auto"), device)
-    estimator = getattr(estimators, name)(**parameters)
+    estimator_class = getattr(estimators, name)
+    unknown = sorted(set(parameters) - set(estimator_class().get_params(deep=False)))
+    if unknown:
+        raise ValueError(f"{os.fspath(path)!r} sets parameters of {name} that this s4learn "
+                         f"({_s4learn_version()}) does not have: {unknown}; it was written "
+                         f"by s4learn {record.get('s4learn_version')}")
+    estimator = estimator_class(**parameters)
     for attribute, value in record["attributes"].items():
         setattr(estimator, attribute, decoder.decode(value))
     network = _network(decoder.decode(record["network"]), tensors)

@@ -131,6 +131,14 @@ def test_newer_format_version_is_refused(classifier, tmp_path):
         load_model(path)
 
 
+def test_unknown_parameters_are_named(classifier, tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_model(classifier, path)
+    rewrite_record(path, lambda record: record["parameters"].update(window=3))
+    with pytest.raises(ValueError, match=r"does not have: \['window'\]"):
+        load_model(path)
+
+
 def test_files_that_are_not_models_are_refused(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("not a model")
