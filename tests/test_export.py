@@ -69,6 +69,7 @@ def test_program_equals_the_network_for_a_regressor(data):
 
 
 def test_onnx_in_onnxruntime_equals_predict_proba(classifier, data, tmp_path):
+    pytest.importorskip("onnxscript")
     onnxruntime = pytest.importorskip("onnxruntime")
     X, _ = data
     export_onnx(classifier, tmp_path / "model.onnx", LENGTH)
