@@ -3,31 +3,33 @@
 import copy
 import os
 
-import joblib
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .nn import S4Model
 from .peft import FineTuningMethod, merge_adapters
+from .persistence import read_model_file
 
 
-def load_pretrained(pretrained):
+def load_pretrained(pretrained, allow_pickle=False):
     """``(network, estimator)`` from a fitted estimator, a saved one, or an S4Model.
 
     ``estimator`` is None when ``pretrained`` is a bare :class:`~s4learn.nn.S4Model`.
-    The network is the pretrained object itself, not a copy.
+    The network is the pretrained object itself, not a copy. A path must be a file
+    written by :func:`s4learn.save_model`; joblib/pickle files, which can run code
+    when loaded, are read only with ``allow_pickle=True``.
     """
     if isinstance(pretrained, (str, os.PathLike)):
         if not os.path.isfile(pretrained):
             raise ValueError(f"pretrained model file not found: {os.fspath(pretrained)!r}")
-        pretrained = joblib.load(pretrained)
+        pretrained = read_model_file(pretrained, allow_pickle)
     if isinstance(pretrained, S4Model):
         return pretrained, None
     if hasattr(pretrained, "net_") or hasattr(type(pretrained), "_encode_targets"):
         check_is_fitted(pretrained)
         return pretrained.net_.module_, pretrained
     raise TypeError(f"pretrained must be a fitted S4Classifier or S4Regressor, a path to "
-                    f"one saved with joblib, or an s4learn.nn.S4Model; got "
+                    f"one saved with s4learn.save_model, or an s4learn.nn.S4Model; got "
                     f"{type(pretrained).__name__}")
 
 

@@ -34,6 +34,23 @@ def test_step_reproduces_forward(init, length, d_state):
         assert relative_error(run_steps(layer, x), layer(x)) < 1e-4
 
 
+def test_step_follows_parameter_changes_and_pickles_without_its_cache():
+    torch.manual_seed(0)
+    layer = S4D(d_model=4, d_state=8).eval()
+    x = torch.randn(2, 9, 4)
+    with torch.no_grad():
+        run_steps(layer, x)  # fills the cache
+        layer.kernel.log_dt.add_(0.5)  # an optimizer step, in place
+        layer.D.mul_(2)
+        assert relative_error(run_steps(layer, x), layer(x)) < 1e-4
+    assert layer._step_cache is not None
+    assert pickle.loads(pickle.dumps(layer))._step_cache is None
+    state = layer.default_state(1)
+    y, _ = layer.train().step(x[:1, 0].requires_grad_(), state)
+    y.sum().backward()  # with autograd the recurrence is built afresh, with gradients
+    assert layer.kernel.log_dt.grad is not None
+
+
 def test_kernel_is_the_impulse_response_of_the_recurrence():
     torch.manual_seed(1)
     kernel = S4DKernel(d_model=3, d_state=8, init="lin")

@@ -12,7 +12,7 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 
-from s4learn import S4Classifier, S4Regressor
+from s4learn import S4Classifier, S4Regressor, save_model
 from s4learn.datasets import make_deep_s4_regression
 from s4learn.nn import S4DKernel, S4Model
 from s4learn.peft import (AdaptedS4DKernel, LoRA, LoRALinear, SDLoRA,
@@ -202,8 +202,8 @@ def test_finetuned_estimators_pickle_and_clone(synthetic, tmp_path):
 
 def test_pretrained_from_a_file(digits_base, tmp_path):
     base, X, y = digits_base
-    path = tmp_path / "base.joblib"
-    joblib.dump(base, path)
+    path = tmp_path / "base.safetensors"
+    save_model(base, path)
     from_path = S4Classifier(pretrained=path, finetune=LoRA(), min_steps=0, max_epochs=1,
                              device="cpu", random_state=0).fit(X, y)
     from_object = S4Classifier(pretrained=base, finetune=LoRA(), min_steps=0, max_epochs=1,

@@ -159,9 +159,8 @@ def _make_estimator(args, task, paths, pretrained=None):
     checkpoint = EpochCheckpoint(paths["last"], paths["best"], settings=run_settings(args))
     finetuning = {}
     if pretrained is not None:
-        model, estimator = pretrained
-        # load_pretrained reads an estimator file itself; a --window Pipeline is unwrapped
-        finetuning = {"pretrained": str(args.pretrained) if model is estimator else estimator,
+        _, estimator = pretrained  # a --window Pipeline unwrapped
+        finetuning = {"pretrained": estimator,
                       "finetune": _finetune_method(args)}
         _note_finetuning(args, finetuning["finetune"])
     settings = estimator_settings(args, estimator_class)

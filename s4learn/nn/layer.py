@@ -106,6 +106,7 @@ class S4D(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.output_linear = nn.Linear(d_model, 2 * d_model)
         self._cache = None  # (key, kernel spectrum) for prediction; never pickled
+        self._step_cache = None  # (key, recurrence) for step, likewise
 
     @property
     def mode(self):
@@ -144,8 +145,12 @@ class S4D(nn.Module):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_cache"] = None
+        state["_cache"] = state["_step_cache"] = None
         return state
+
+    def __setstate__(self, state):
+        state.setdefault("_step_cache", None)  # pickled before the step cache existed
+        self.__dict__.update(state)
 
     def _plain_convolution(self, u):
         L = u.shape[-2]
@@ -181,7 +186,20 @@ class S4D(nn.Module):
         if self.bidirectional:
             raise ValueError("step is undefined for a bidirectional S4D layer: its output "
                              "at time t depends on inputs after t")
-        dtA, dB, C = self.kernel.discretize()
-        state = torch.exp(dtA) * state + dB * x_t.unsqueeze(-1)  # (B H N/2)
-        y = 2 * torch.einsum("hn,bhn->bh", C[0], state).real + x_t * self.D
+        dA, dB, C = self._recurrence()
+        state = dA * state + dB * x_t.unsqueeze(-1)  # (B H N/2)
+        y = 2 * torch.einsum("hn,bhn->bh", C, state).real + x_t * self.D
         return self._output(y), state
+
+    def _recurrence(self):
+        """``(dA, dB, C)`` of :meth:`step`, each (H N/2); cached without autograd."""
+        if torch.is_grad_enabled():
+            return self._discrete_recurrence()
+        key = cache_key(self, "step")
+        if self._step_cache is None or self._step_cache[0] != key:
+            self._step_cache = (key, self._discrete_recurrence())
+        return self._step_cache[1]
+
+    def _discrete_recurrence(self):
+        dtA, dB, C = self.kernel.discretize()
+        return torch.exp(dtA), dB, C[0]

@@ -42,6 +42,12 @@ class S4Model(nn.Module):
     **layer_kwargs
         Passed on to :class:`S4D` (``dt_min``, ``dt_max``, ``ssm_lr``).
 
+    Attributes
+    ----------
+    config : dict
+        The constructor arguments, so that the same architecture can be built again
+        (``S4Model(**model.config)``) and loaded with this model's ``state_dict``.
+
     Examples
     --------
     >>> import torch
@@ -62,6 +68,10 @@ class S4Model(nn.Module):
     def __init__(self, d_input, d_output, d_model=128, n_layers=4, d_state=64, dropout=0.1,
                  prenorm=False, bidirectional=False, init="legs", pool="mean", **layer_kwargs):
         super().__init__()
+        self.config = dict(d_input=d_input, d_output=d_output, d_model=d_model,
+                           n_layers=n_layers, d_state=d_state, dropout=dropout,
+                           prenorm=prenorm, bidirectional=bidirectional, init=init,
+                           pool=pool, **layer_kwargs)
         if pool not in POOLINGS:
             raise ValueError(f"pool must be one of {POOLINGS}, got {pool!r}")
         self.prenorm = prenorm
