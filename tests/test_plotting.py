@@ -2,7 +2,6 @@
 
 import sys
 
-import matplotlib
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -11,11 +10,17 @@ from sklearn.exceptions import NotFittedError
 from s4learn import S4Classifier
 from s4learn.plotting import plot_learning_curves
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 TINY = dict(d_model=8, n_layers=1, d_state=8, bidirectional=True, dt_min=0.01, dt_max=1.0,
             max_epochs=3, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def plt():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +29,7 @@ def digits():
     return X[:240], y[:240], X[240:360], y[240:360]
 
 
-def test_lines_hold_the_estimator_curves(digits):
+def test_lines_hold_the_estimator_curves(plt, digits):
     X, y, X_val, y_val = digits
     clf = S4Classifier(**TINY).fit(X, y, validation_data=(X_val, y_val))
     figure, ax = plt.subplots()
@@ -39,7 +44,7 @@ def test_lines_hold_the_estimator_curves(digits):
     plt.close(figure)
 
 
-def test_without_validation_only_the_training_loss_is_drawn(digits):
+def test_without_validation_only_the_training_loss_is_drawn(plt, digits):
     X, y, _, _ = digits
     clf = S4Classifier(**TINY).fit(X, y)
     figure, ax = plt.subplots()
@@ -48,12 +53,12 @@ def test_without_validation_only_the_training_loss_is_drawn(digits):
     plt.close(figure)
 
 
-def test_unfitted_estimator_raises_not_fitted():
+def test_unfitted_estimator_raises_not_fitted(plt):
     with pytest.raises(NotFittedError):
         plot_learning_curves(S4Classifier())
 
 
-def test_without_matplotlib_the_error_names_the_extra(monkeypatch, digits):
+def test_without_matplotlib_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # import fails
     with pytest.raises(ImportError, match=r'pip install "s4learn\[plot\]"'):
         plot_learning_curves(S4Classifier())
