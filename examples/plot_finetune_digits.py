@@ -73,6 +73,7 @@ ax_accuracy.set_xlim(min(accuracy.values()) - 0.05, 1.0)
 ax_share.barh(names, [100 * trainable_share[name] for name in names], color=colors)
 ax_share.set_xlabel("trainable parameters (%)")
 ax_share.set_yticks([])
+ax_accuracy.invert_yaxis()  # the methods from top to bottom, as in the table
 fig.tight_layout()
 plt.show()
 

@@ -46,6 +46,6 @@ for index, (layer, ax) in enumerate(zip(clf.net_.module_.layers, axes)):
     ax.set_title(f"layer {index + 1}")
     ax.set_xlabel("lag l (pixels)")
     ax.legend(fontsize="small")
-axes[0].set_ylabel("kernel K_l")
+axes[0].set_ylabel(r"kernel $K_l$")
 fig.tight_layout()
 plt.show()

@@ -21,6 +21,8 @@ def plot_learning_curves(estimator, ax=None):
         The Axes of the losses.
     """
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     losses = estimator.loss_curve_  # raises NotFittedError before plotting anything
     ax = plt.gca() if ax is None else ax
     epochs = range(1, len(losses) + 1)
@@ -29,6 +31,7 @@ def plot_learning_curves(estimator, ax=None):
         ax.plot(epochs, _as_floats(estimator.validation_loss_curve_),
                 label="validation loss")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("loss")
     handles, labels = ax.get_legend_handles_labels()
     if estimator.validation_scores_ is not None:
