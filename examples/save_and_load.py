@@ -17,7 +17,7 @@ from sklearn.datasets import load_digits
 from s4learn import S4Classifier
 
 X, y = load_digits(return_X_y=True)
-clf = S4Classifier(d_model=16, n_layers=1, d_state=16, max_epochs=2, random_state=0)
+clf = S4Classifier(d_model=16, n_layers=1, d_state=16, max_epochs=5, random_state=0)
 clf.fit(X, y)
 with tempfile.TemporaryDirectory() as folder:
     path = Path(folder) / "digits.joblib"
