@@ -1,4 +1,11 @@
-"""Save a fitted estimator with joblib and load it back: identical predictions."""
+"""
+Saving and loading a fitted model
+=================================
+
+Fitted estimators pickle like any scikit-learn estimator: save one with
+:func:`joblib.dump`, load it back with :func:`joblib.load`, and it predicts exactly as
+before.
+"""
 
 import tempfile
 from pathlib import Path
@@ -10,7 +17,9 @@ from sklearn.datasets import load_digits
 from s4learn import S4Classifier
 
 X, y = load_digits(return_X_y=True)
-clf = S4Classifier(d_model=16, n_layers=1, max_epochs=5, random_state=0).fit(X, y)
+clf = S4Classifier(d_model=16, n_layers=1, d_state=16, max_epochs=5, min_steps=0,
+                   random_state=0)
+clf.fit(X, y)
 with tempfile.TemporaryDirectory() as folder:
     path = Path(folder) / "digits.joblib"
     joblib.dump(clf, path)

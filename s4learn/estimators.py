@@ -165,7 +165,19 @@ _COMMON_ATTRIBUTES = """\
         Parameters of the network (with adapters merged, as :meth:`merge` leaves it).
     n_trainable_params_ : int
         Parameters that ``fit`` trains: all of them, or with ``finetune`` the adapters,
-        updates and unfrozen parts."""
+        updates and unfrozen parts.
+    loss_curve_ : list of float
+        Training loss of each epoch (``net_.history``'s ``train_loss``).
+    validation_scores_ : list of float or None
+        Validation accuracy (classifier) or R2 (regressor) of each epoch; None when
+        ``fit`` had no validation data (neither ``patience`` nor ``validation_data``).
+        An epoch trained without validation data, as by ``partial_fit`` after a
+        validated ``fit``, has None in the list.
+    validation_loss_curve_ : list of float or None
+        Validation loss of each epoch, None as for ``validation_scores_``.
+    best_loss_ : float
+        Lowest validation loss over the epochs, or the lowest training loss when no
+        epoch had validation data."""
 
 
 class S4Estimator(BaseEstimator):
@@ -543,6 +555,33 @@ class S4Estimator(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
+
+    # ------------------------------------------- training curves from net_.history
+    @property
+    def loss_curve_(self):
+        return self._history_column("train_loss")
+
+    @property
+    def validation_scores_(self):
+        return self._history_column(self._valid_score_name, optional=True)
+
+    @property
+    def validation_loss_curve_(self):
+        return self._history_column("valid_loss", optional=True)
+
+    @property
+    def best_loss_(self):
+        losses = self.validation_loss_curve_ or self.loss_curve_
+        return min(loss for loss in losses if loss is not None)
+
+    def _history_column(self, key, optional=False):
+        """One value per epoch of ``net_.history``; with ``optional``, None where an
+        epoch lacks ``key``, and None instead of the list when every epoch lacks it."""
+        check_is_fitted(self)
+        values = [row.get(key) for row in self.net_.history]
+        if optional and all(value is None for value in values):
+            return None
+        return [None if value is None else float(value) for value in values]
 
 
 class S4Classifier(ClassifierMixin, S4Estimator):

@@ -1,0 +1,81 @@
+"""The training curves the estimators expose from ``net_.history``."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
+
+from s4learn import S4Classifier, S4Regressor
+
+TINY = dict(d_model=8, n_layers=1, d_state=8, bidirectional=True, dt_min=0.01, dt_max=1.0,
+            max_epochs=3, min_steps=0, random_state=0)
+CURVES = ("loss_curve_", "validation_scores_", "validation_loss_curve_", "best_loss_")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:240], y[:240], X[240:360], y[240:360]
+
+
+@pytest.fixture(scope="module")
+def validated(digits):
+    X, y, X_val, y_val = digits
+    return S4Classifier(**TINY).fit(X, y, validation_data=(X_val, y_val))
+
+
+def test_curves_equal_the_history_columns(validated):
+    history = validated.net_.history
+    assert validated.loss_curve_ == history[:, "train_loss"]
+    assert validated.validation_scores_ == history[:, "valid_acc"]
+    assert validated.validation_loss_curve_ == history[:, "valid_loss"]
+    assert validated.best_loss_ == min(history[:, "valid_loss"])
+    assert len(validated.loss_curve_) == validated.n_epochs_ == TINY["max_epochs"]
+
+
+def test_without_validation_data_the_validation_curves_are_none(digits):
+    X, y, _, _ = digits
+    clf = S4Classifier(**TINY).fit(X, y)
+    assert clf.validation_scores_ is None
+    assert clf.validation_loss_curve_ is None
+    assert clf.loss_curve_ == clf.net_.history[:, "train_loss"]
+    assert clf.best_loss_ == min(clf.net_.history[:, "train_loss"])
+
+
+def test_regressor_scores_are_r2_of_its_held_out_fraction():
+    X = np.random.RandomState(0).randn(200, 12)
+    reg = S4Regressor(**{**TINY, "max_epochs": 4}, patience=10).fit(X, X.sum(axis=1))
+    history = reg.net_.history
+    assert reg.validation_scores_ == history[:, "valid_r2"]
+    assert reg.validation_loss_curve_ == history[:, "valid_loss"]
+
+
+def test_best_loss_is_the_validation_loss_of_the_weights_kept_by_early_stopping(digits):
+    X, y, X_val, y_val = digits
+    # 60 samples at a high rate: the validation loss turns up before max_epochs
+    clf = S4Classifier(**{**TINY, "max_epochs": 10, "lr": 0.3}, batch_size=8, patience=2)
+    clf.fit(X[:60], y[:60], validation_data=(X_val, y_val))
+    assert clf.validation_loss_curve_[-1] > clf.best_loss_  # the last epoch is not kept
+    proba = clf.predict_proba(X_val)
+    cross_entropy = -np.log(proba[np.arange(len(y_val)), y_val]).mean()
+    np.testing.assert_allclose(clf.best_loss_, cross_entropy, rtol=1e-4)
+
+
+def test_epochs_without_validation_data_are_none_in_the_validation_curves(digits):
+    X, y, X_val, y_val = digits
+    clf = S4Classifier(**TINY).fit(X, y, validation_data=(X_val, y_val))
+    clf.partial_fit(X, y)
+    assert len(clf.validation_loss_curve_) == len(clf.loss_curve_) == TINY["max_epochs"] + 1
+    assert clf.validation_loss_curve_[-1] is None
+    assert clf.validation_scores_[-1] is None
+    assert None not in clf.validation_loss_curve_[:-1]
+    assert clf.best_loss_ == min(clf.validation_loss_curve_[:-1])
+
+
+@pytest.mark.parametrize("estimator_class", [S4Classifier, S4Regressor])
+@pytest.mark.parametrize("name", CURVES)
+def test_curves_before_fit_raise_not_fitted(estimator_class, name):
+    estimator = estimator_class()
+    with pytest.raises(NotFittedError):
+        getattr(estimator, name)
+    assert not hasattr(estimator, name)  # NotFittedError is an AttributeError
