@@ -113,7 +113,7 @@ def test_real_unequal_length_data_from_aeon():
 def test_column_scaling_matches_a_scaled_pipeline_on_wine():
     X, y = load_wine(return_X_y=True)  # proline is about 1000x the smallest column
     X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y, random_state=0)
-    settings = dict(TINY, max_epochs=30)
+    settings = dict(TINY, max_epochs=15)
     default = S4Classifier(**settings).fit(X_train, y_train)
     assert default.scaling_ == "column"
     pipeline = make_pipeline(StandardScaler(), S4Classifier(scaling="none", **settings))

@@ -1,0 +1,124 @@
+"""S4Classifier with its defaults against aeon's MiniRocketClassifier, side by side.
+
+Data: OSULeaf, ACSF1 and JapaneseVowels (unequal lengths, 12 channels) from the UCR/UEA
+archives on their official train/test splits (aeon ships them), and scikit-learn's digits
+(a stratified 75/25 split, random_state=0, each image a 64-step series). Each model is fit
+on the training split and scored on the test split; fit time is wall-clock.
+
+MiniRocket needs equal lengths: JapaneseVowels is padded at the end with zeros for it
+(aeon's Padder), while S4Classifier reads the unequal-length list as it is.
+
+Run: python benchmarks/bench_timeseries.py [--seeds 3] [--write docs/benchmarks.md]
+Needs the timeseries extra: pip install "s4learn[timeseries]".
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from s4learn import S4Classifier
+
+DATASETS = ("OSULeaf", "ACSF1", "JapaneseVowels", "digits")
+MARKER = "<!-- bench_timeseries -->"
+
+
+def load(name):
+    """(X_train, y_train, X_test, y_test) in aeon's layout: (n, channels, length) or list."""
+    if name == "digits":
+        X, y = load_digits(return_X_y=True)
+        X_train, X_test, y_train, y_test = train_test_split(
+            X[:, None, :], y, test_size=0.25, stratify=y, random_state=0)
+        return X_train, y_train, X_test, y_test
+    from aeon.datasets import load_classification
+    X_train, y_train = load_classification(name, split="train")
+    X_test, y_test = load_classification(name, split="test")
+    return X_train, y_train, X_test, y_test
+
+
+def minirocket(X_train, y_train, X_test, y_test, seed):
+    from aeon.classification.convolution_based import MiniRocketClassifier
+    from aeon.transformations.collection.unequal_length import Padder
+    if isinstance(X_train, list):
+        padder = Padder().fit(X_train + X_test)
+        X_train, X_test = padder.transform(X_train), padder.transform(X_test)
+    model = MiniRocketClassifier(random_state=seed)
+    return timed_score(model, X_train, y_train, X_test, y_test)
+
+
+def s4(X_train, y_train, X_test, y_test, seed):
+    model = S4Classifier(sequence_layout="NCL", random_state=seed, device="cpu")
+    return timed_score(model, X_train, y_train, X_test, y_test)
+
+
+def timed_score(model, X_train, y_train, X_test, y_test):
+    start = time.perf_counter()
+    model.fit(X_train, y_train)
+    seconds = time.perf_counter() - start
+    return float(np.mean(model.predict(X_test) == np.asarray(y_test))), seconds
+
+
+def run(datasets, seeds):
+    rows = []
+    for name in datasets:
+        data = load(name)
+        results = {"S4Classifier": [s4(*data, seed) for seed in range(seeds)],
+                   "MiniRocket": [minirocket(*data, seed) for seed in range(seeds)]}
+        row = {"dataset": name, "n_train": len(data[1]), "n_test": len(data[3])}
+        for model, scores in results.items():
+            accuracy, seconds = np.array(scores).T
+            row[model] = (accuracy.mean(), accuracy.std(), seconds.mean())
+        rows.append(row)
+        print(format_row(row), flush=True)
+    return rows
+
+
+def format_row(row):
+    cells = [row["dataset"], str(row["n_train"]), str(row["n_test"])]
+    for model in ("S4Classifier", "MiniRocket"):
+        mean, std, seconds = row[model]
+        cells += [f"{mean:.3f} ± {std:.3f}", f"{seconds:.1f}"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def table(rows, seeds):
+    header = ("| data set | train | test | S4Classifier accuracy | S4 fit (s) | "
+              "MiniRocket accuracy | MiniRocket fit (s) |\n|---|---|---|---|---|---|---|")
+    means = {model: np.mean([row[model][0] for row in rows])
+             for model in ("S4Classifier", "MiniRocket")}
+    footer = (f"| mean | | | {means['S4Classifier']:.3f} | | {means['MiniRocket']:.3f} | |\n\n"
+              f"Mean ± standard deviation over {seeds} seed(s); torch "
+              f"{torch.__version__}, {torch.get_num_threads()} CPU threads.")
+    return "\n".join([header, *map(format_row, rows), footer])
+
+
+def write(path, text, marker=MARKER):
+    """Replace what stands between the two ``marker`` lines of the page ``path``."""
+    with open(path) as file:
+        page = file.read()
+    start = page.find(marker)
+    end = page.find(marker, start + 1)
+    if start < 0 or end < 0:
+        raise SystemExit(f"{path} has no pair of {marker} lines to write the table between")
+    with open(path, "w") as file:
+        file.write(page[:start + len(marker)] + "\n" + text + "\n" + page[end:])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
+    parser.add_argument("--write", metavar="PAGE",
+                        help="write the table between the two marker lines of PAGE")
+    args = parser.parse_args()
+    text = table(run(args.datasets, args.seeds), args.seeds)
+    print(text)
+    if args.write:
+        write(args.write, text)
+
+
+if __name__ == "__main__":
+    main()
