@@ -156,7 +156,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", metavar="PAGE",
                         help="write the table between the two marker lines of PAGE")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     header = ("| data | metric | " + " | ".join(MODELS) + " |\n"
               "|---" * (len(MODELS) + 2) + "|")
     rows = []

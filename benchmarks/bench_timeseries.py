@@ -113,7 +113,10 @@ def main():
     parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
     parser.add_argument("--write", metavar="PAGE",
                         help="write the table between the two marker lines of PAGE")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     text = table(run(args.datasets, args.seeds), args.seeds)
     print(text)
     if args.write:
