@@ -176,3 +176,25 @@ def resolve_device(device):
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+class TrainingDiverged(ValueError):
+    """The training loss stopped being finite: the fit cannot go on."""
+
+
+class StopOnDivergence(Callback):
+    """Stop a fit as soon as a training batch's loss is NaN or infinite.
+
+    Once the loss is not finite the weights are too, and every later epoch would be
+    wasted; the error names the learning rate, the usual cause.
+    """
+
+    def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
+        if not training or loss is None:
+            return
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"training diverged: the training loss became {value} in epoch "
+                f"{len(net.history)}; lower the learning rate lr (now {net.lr:g}), or "
+                f"check the inputs and targets for extreme values")

@@ -17,12 +17,13 @@ import pytest
 import torch
 
 import s4learn
-from s4learn import S4Classifier, S4Regressor
+from s4learn import S4Classifier, S4Regressor, load_model
 from s4learn.checkpoints import EpochCheckpoint, load_checkpoint
 from s4learn.cli import build_parser, main
 from s4learn.cli.arguments import (ESTIMATOR_FLAGS, NOT_FLAGS, auto_or, estimator_settings,
                                    parameter_descriptions, positive_float, positive_int)
 from s4learn.cli.errors import UsageError
+from s4learn.cli.training import _finetune_method
 from s4learn.datasets import load_digits_images, load_ucr
 from s4learn.peft import AdaptedS4DKernel, LoRALinear, SDLoRA
 from test_datasets import write_mnist
@@ -76,7 +77,7 @@ def test_classification_with_string_labels(tmp_path, table, capsys):
     source = pd.read_csv(table)
     test = results["test"]
     assert (source.loc[test["row_id"], "label"].to_numpy() == test["y_true"]).all()
-    assert (tmp_path / "s4learn_checkpoints" / "s4model_best.joblib").is_file()
+    assert (tmp_path / "s4learn_checkpoints" / "s4model_best.pt").is_file()
 
 
 def test_predict_equals_the_saved_model(tmp_path, table, capsys):
@@ -85,7 +86,7 @@ def test_predict_equals_the_saved_model(tmp_path, table, capsys):
     assert run(tmp_path, "predict", "--dataset", table) == 0
     assert "s4model_predictions.csv" in capsys.readouterr().out
     predictions = pd.read_csv(tmp_path / "s4learn_runs" / "s4model_predictions.csv")
-    model = joblib.load(tmp_path / "s4learn_runs" / "s4model.joblib")
+    model = load_model(tmp_path / "s4learn_runs" / "s4model.safetensors")
     features = pd.read_csv(table)[["temp", "wind", "rain", "load"]]
     assert (predictions["y_pred"] == model.predict(features)).all()
     np.testing.assert_allclose(predictions[["proba_cold", "proba_warm"]],
@@ -106,7 +107,7 @@ def test_regression_with_windows_and_time_order(tmp_path, table, capsys):
     test = pd.read_parquet(runs / "windows_test_results.parquet")
     assert train["row_id"].tolist() == list(range(84))
     assert test["row_id"].tolist() == list(range(96, 120))
-    model = joblib.load(runs / "windows.joblib")
+    model = load_model(runs / "windows.safetensors")
     frame = pd.read_csv(table)[["temp", "rain"]]
     assert model.predict(frame).shape == (120,)
     assert run(tmp_path, "predict", "--dataset", table, "--modelname", "windows") == 0
@@ -123,7 +124,7 @@ def test_separate_files(tmp_path, table):
     metrics = json.loads((tmp_path / "s4learn_runs" / "s4model_metrics.json").read_text())
     assert set(metrics) == {"task", "n_epochs", "n_params", "n_trainable_params", "train",
                             "test"}
-    model = joblib.load(tmp_path / "s4learn_runs" / "s4model.joblib")
+    model = load_model(tmp_path / "s4learn_runs" / "s4model.safetensors")
     assert metrics["n_params"] == metrics["n_trainable_params"] == model.n_params_
     assert model.n_params_ == sum(p.numel() for p in model.net_.module_.parameters())
 
@@ -148,7 +149,7 @@ BAD_TRAIN_INPUTS = [
      "--class_weight does not apply to S4Regressor"),
     (["--dependent_variable", "label", "--independent_variables", "temp", "--patience", "2",
       "--validation_fraction", "1.5"],
-     "cannot train: validation_fraction must be in (0, 1), got 1.5"),
+     "--validation_fraction: validation_fraction must be a float in (0, 1), got 1.5"),
 ]
 
 
@@ -170,7 +171,7 @@ def test_bad_train_input(tmp_path, table, capsys, arguments, message):
 def test_existing_outputs_are_kept(tmp_path, table, capsys):
     arguments = ["train", "--dataset", table, "--dependent_variable", "label", *TINY]
     assert run(tmp_path, *arguments) == 0
-    model = tmp_path / "s4learn_runs" / "s4model.joblib"
+    model = tmp_path / "s4learn_runs" / "s4model.safetensors"
     written = model.stat().st_mtime_ns
     assert run(tmp_path, *arguments) == 2
     assert "pass --overwrite" in capsys.readouterr().err
@@ -179,7 +180,7 @@ def test_existing_outputs_are_kept(tmp_path, table, capsys):
 
 
 @pytest.mark.parametrize("content, message", [(None, "not found"),
-                                              (b"garbage", "damaged")])
+                                              (b"garbage", "is not an s4learn model file")])
 def test_bad_model_file(tmp_path, table, capsys, content, message):
     model = tmp_path / "model.joblib"
     if content is not None:
@@ -197,7 +198,7 @@ def test_kill_and_resume(tmp_path, table):
                "rain", "--epochs", str(epochs), "--d_model", "8", "--n_layers", "1",
                "--d_state", "8", "--batch_size", "8", "--min_steps", "0", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    last = tmp_path / "s4learn_checkpoints" / "s4model_last.joblib"
+    last = tmp_path / "s4learn_checkpoints" / "s4model_last.pt"
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not last.exists() and process.poll() is None and time.monotonic() < deadline:
@@ -212,25 +213,25 @@ def test_kill_and_resume(tmp_path, table):
     assert resumed.returncode == 0, resumed.stderr
     metrics = json.loads((tmp_path / "s4learn_runs" / "s4model_metrics.json").read_text())
     assert metrics["n_epochs"] == epochs
-    best = load_checkpoint(tmp_path / "s4learn_checkpoints" / "s4model_best.joblib")
-    assert 1 <= best["epoch"] <= epochs and len(best["net"].history) == best["epoch"]
+    best = load_checkpoint(tmp_path / "s4learn_checkpoints" / "s4model_best.pt")
+    assert 1 <= best["epoch"] <= epochs and len(best["net"]["history"]) == best["epoch"]
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, table, capsys):
     arguments = ["train", "--dataset", table, "--dependent_variable", "label", *TINY]
     assert run(tmp_path, *arguments, "--quiet") == 0
-    model = tmp_path / "s4learn_runs" / "s4model.joblib"
+    model = tmp_path / "s4learn_runs" / "s4model.safetensors"
     saved = model.read_bytes()
     capsys.readouterr()
     changed = [*arguments, "--lr", "0.5", "--seed", "3", "--resume", "--overwrite"]
     assert run(tmp_path, *changed) == 2
     err = capsys.readouterr().err
-    assert err.startswith("s4learn: error: --resume: s4learn_checkpoints/s4model_last.joblib "
+    assert err.startswith("s4learn: error: --resume: s4learn_checkpoints/s4model_last.pt "
                           "was written by a run with --lr 0.01 (now 0.5), --seed 0 (now 3);")
     assert model.read_bytes() == saved
     # --quiet, --overwrite and --device do not change the result: resuming is allowed
     assert run(tmp_path, *arguments, "--device", "cpu", "--resume", "--overwrite") == 0
-    assert "Resuming from s4learn_checkpoints/s4model_last.joblib after epoch 2" in \
+    assert "Resuming from s4learn_checkpoints/s4model_last.pt after epoch 2" in \
         capsys.readouterr().out
 
 
@@ -242,7 +243,7 @@ def pretrained(tmp_path_factory):
     table = write_table(folder)
     assert run(folder, "train", "--dataset", table, "--dependent_variable", "label",
                "--modelname", "base", "--quiet", *TINY) == 0
-    return table, folder / "s4learn_runs" / "base.joblib"
+    return table, folder / "s4learn_runs" / "base.safetensors"
 
 
 def finetune_arguments(table, base, *settings):
@@ -272,16 +273,17 @@ def test_finetune_sdlora_counts_merges_and_predicts(tmp_path, pretrained, capsys
     kernel = H + 2 * 1 + 2 * 1 + 2 * 1 * 2
     expected = encoder + kernel + H + output_linear + (H * 2 + 2)
     assert expected == 108 and metrics["n_trainable_params"] == expected
-    base = joblib.load(base_path)
+    base = load_model(base_path)
     assert metrics["n_params"] == sum(p.numel() for p in base.net_.module_.parameters())
     assert metrics["n_params"] == 338 and metrics["n_trainable_params"] < metrics["n_params"]
     assert metrics["finetune"] == "sdlora" and metrics["pretrained"] == str(base_path)
     assert "trainable parameters: 108 of 338 (32.0%)" in out
-    tuned = joblib.load(runs / "tuned.joblib")
+    tuned = load_model(runs / "tuned.safetensors")
     # only the settings given reach the method; "2" is parsed as the count 2
-    assert tuned.finetune.get_params() == {**SDLoRA().get_params(),
-                                           "updatable_channels_dim": 2, "lora_rank": 2}
-    assert type(tuned.finetune.updatable_channels_dim) is int
+    method = _finetune_method(build_parser().parse_args([str(a) for a in arguments]))
+    assert method.get_params() == {**SDLoRA().get_params(), "updatable_channels_dim": 2,
+                                   "lora_rank": 2}
+    assert type(method.updatable_channels_dim) is int
     assert tuned.pretrained == str(base_path)
     assert not has_adapters(tuned)  # merged before saving
     network, base_network = tuned.net_.module_, base.net_.module_
@@ -300,10 +302,10 @@ def test_finetune_a_windowed_model(tmp_path, table):
     data = ["--dataset", table, "--dependent_variable", "load", "--independent_variables",
             "temp", "rain", "--window", "3", "--quiet"]
     assert run(tmp_path, "train", *data, "--modelname", "base", *TINY) == 0
-    base_path = tmp_path / "s4learn_runs" / "base.joblib"
+    base_path = tmp_path / "s4learn_runs" / "base.safetensors"
     assert run(tmp_path, "train", *data, "--modelname", "tuned", "--pretrained", base_path,
                "--finetune", "lora", "--lora_rank", "1", "--epochs", "2") == 0
-    tuned = joblib.load(tmp_path / "s4learn_runs" / "tuned.joblib")
+    tuned = load_model(tmp_path / "s4learn_runs" / "tuned.safetensors")
     assert tuned[-1].pretrained == str(base_path) and not has_adapters(tuned[-1])
     # LoRA with rank 1 on encoder (2 -> 8) and output projection (8 -> 16), and the head
     assert tuned[-1].n_trainable_params_ == (2 + 8) + (8 + 16) + (8 + 1)
@@ -379,8 +381,8 @@ def test_bad_finetune_values_are_errors(tmp_path, pretrained, capsys, settings, 
 
 @pytest.mark.parametrize("content, message", [
     (None, "pretrained model file missing.joblib not found"),
-    (b"garbage", "cannot read pretrained model file"),
-    ({"net": None}, "missing.joblib is not a model saved by 's4learn train'"),
+    (b"garbage", "missing.joblib is not an s4learn model file"),
+    ({"net": None}, "missing.joblib is not an s4learn model file"),
 ])
 def test_bad_pretrained_file(tmp_path, table, capsys, content, message):
     if isinstance(content, bytes):
@@ -416,14 +418,14 @@ def test_resumed_finetuning_equals_uninterrupted(tmp_path, pretrained, monkeypat
         run(tmp_path, *arguments, "--modelname", "cut")
     monkeypatch.undo()
     runs = tmp_path / "s4learn_runs"
-    assert load_checkpoint(tmp_path / "s4learn_checkpoints" / "cut_last.joblib")["epoch"] == 2
-    assert not (runs / "cut.joblib").exists()
+    assert load_checkpoint(tmp_path / "s4learn_checkpoints" / "cut_last.pt")["epoch"] == 2
+    assert not (runs / "cut.safetensors").exists()
     assert run(tmp_path, *arguments, "--modelname", "cut", "--resume") == 0
     whole, cut = (json.loads((runs / f"{name}_metrics.json").read_text())
                   for name in ("whole", "cut"))
     assert cut["n_epochs"] == 3
     assert cut == whole  # parameter counts and scores included
-    whole, cut = (joblib.load(runs / f"{name}.joblib") for name in ("whole", "cut"))
+    whole, cut = (load_model(runs / f"{name}.safetensors") for name in ("whole", "cut"))
     assert not has_adapters(cut)
     assert cut.n_trainable_params_ == whole.n_trainable_params_ == 108
     features = pd.read_csv(table)[["temp", "wind", "rain", "load"]]
@@ -557,7 +559,7 @@ def test_window_splits_by_time(tmp_path, table, capsys):
 def digits_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("digits")
     assert run(folder, "train", "--dataset", "digits", "--quiet", *TINY) == 0
-    return folder, joblib.load(folder / "s4learn_runs" / "s4model.joblib")
+    return folder, load_model(folder / "s4learn_runs" / "s4model.safetensors")
 
 
 def predictions(folder, name="s4model"):
@@ -614,7 +616,7 @@ def test_predict_mnist_test_set(tmp_path):
     arrays = write_mnist(tmp_path / "data", compress=False, n_train=10, n_test=4)
     assert run(tmp_path, "train", "--dataset", "mnist", "--quiet", *TINY) == 0
     assert run(tmp_path, "predict", "--dataset", "mnist") == 0
-    model = joblib.load(tmp_path / "s4learn_runs" / "s4model.joblib")
+    model = load_model(tmp_path / "s4learn_runs" / "s4model.safetensors")
     images, labels = arrays["t10k"]
     result = predictions(tmp_path)
     assert (result["y_true"] == labels).all()
@@ -634,7 +636,7 @@ def test_train_and_predict_ucr_dataset(tmp_path, capsys):
     assert metrics["task"] == "classification" and set(metrics["test"]) == {"accuracy",
                                                                              "f1_macro"}
     assert run(tmp_path, "predict", "--dataset", "ucr:ItalyPowerDemand") == 0
-    model = joblib.load(runs / "s4model.joblib")
+    model = load_model(runs / "s4model.safetensors")
     X_test, y_test = load_ucr("ItalyPowerDemand", split="test")
     result = predictions(tmp_path)
     assert (result["y_true"].astype(str) == y_test).all()
