@@ -4,6 +4,7 @@ import argparse
 import inspect
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -510,11 +511,14 @@ def test_auto_or_number_parsing():
         assert str(error.value) == message
 
 
-def test_bad_flag_value_is_a_parser_error(tmp_path, capsys):
+def test_flag_values_are_typed_by_the_parser_and_ranged_by_the_estimator(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run(tmp_path, "train", "--epochs", "0")
+        run(tmp_path, "train", "--epochs", "many")
     assert exit_info.value.code == 2
-    assert "argument --epochs: expected a positive int, got '0'" in capsys.readouterr().err
+    assert "argument --epochs: expected an int, got 'many'" in capsys.readouterr().err
+    assert run(tmp_path, "train", "--epochs", "0") == 2
+    assert capsys.readouterr().err == ("s4learn: error: --epochs: max_epochs must be a "
+                                       "positive int, got 0\n")
 
 
 def test_version(capsys):
@@ -577,11 +581,11 @@ def test_predict_digits_by_name_array_and_pixel_table(digits_model, capsys):
     assert (named["y_pred"] == model.predict(images)).all()
     np.testing.assert_allclose(named[[f"proba_{k}" for k in range(10)]], expected)
     np.save(folder / "digits_new.npy", images[:50])
-    np.save(folder / "digits_scaled.npy", images[:50] / np.float32(255))
+    np.save(folder / "digits_float.npy", images[:50].astype(np.float32))
     table = pd.DataFrame(images.reshape(1797, 64)[:50],
                          columns=[f"pixel{k}" for k in range(64)])
     table.to_csv(folder / "digits_new.csv", index=False)
-    for source in ("digits_new.npy", "digits_scaled.npy", "digits_new.csv"):
+    for source in ("digits_new.npy", "digits_float.npy", "digits_new.csv"):
         assert run(folder, "predict", "--dataset", source, "--overwrite") == 0, source
         result = predictions(folder)
         assert "y_true" not in result
@@ -596,6 +600,8 @@ def test_predict_digits_by_name_array_and_pixel_table(digits_model, capsys):
     ("wide.npy", "the model reads samples of shape (8, 8); got 3 samples of shape (8, 9)"),
     ("bright.csv", "the model reads images, as pixel values from 0 to 255 (whole "
                    "numbers); got values from 0.0 to 300.0"),
+    ("scaled.npy", "the model reads images, as pixel values from 0 to 255 (whole numbers); "
+                   "got values from 0.0 to 0.5"),
     ("missing.npy", "missing.npy: no such file"),
     ("mnsit", "unknown dataset 'mnsit'"),
 ])
@@ -606,6 +612,7 @@ def test_predict_data_that_do_not_fit_the_model(digits_model, capsys, source, me
     bright = np.zeros((3, 64))
     bright[0, :2] = 0.5, 300
     pd.DataFrame(bright).to_csv(folder / "bright.csv", index=False)
+    np.save(folder / "scaled.npy", np.full((3, 8, 8), 0.5))
     assert run(folder, "predict", "--dataset", source, "--modelname", "s4model",
                "--overwrite") == 2
     err = capsys.readouterr().err
@@ -650,3 +657,200 @@ def test_ucr_without_aeon_names_the_extra(tmp_path, capsys, monkeypatch):
     assert err == ('s4learn: error: ucr:GunPoint: load_ucr needs aeon: pip install '
                    '"s4learn[timeseries]"\n')
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------- bad input: exit 2, no file left
+def _one_class(tmp_path, table):
+    frame = pd.read_csv(table)
+    frame["label"] = "warm"
+    frame.to_csv(table, index=False)
+
+
+def _separate_validation_file(tmp_path, table):
+    frame = pd.read_csv(table)
+    frame[:90].to_csv(tmp_path / "train.csv", index=False)
+    frame = frame[90:].copy()
+    frame.loc[frame.index[0], "label"] = "foggy"
+    frame.to_csv(tmp_path / "val.csv", index=False)
+
+
+def _feature_value(value):
+    def setup(tmp_path, table):
+        frame = pd.read_csv(table)
+        frame.loc[5, "temp"] = value
+        frame.to_csv(table, index=False)
+    return setup
+
+
+def _checkpoint_without_net(tmp_path, table):
+    (tmp_path / "s4learn_checkpoints").mkdir()
+    torch.save({"epoch": 1, "settings": None}, tmp_path / "s4learn_checkpoints" /
+               "s4model_last.pt")
+
+
+def _blocking_file(tmp_path, table):
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+
+
+def _read_only_folder(tmp_path, table):
+    if os.geteuid() == 0:
+        pytest.skip("root writes in read-only folders")
+    (tmp_path / "locked").mkdir(mode=0o555)
+
+
+def _no_setup(tmp_path, table):
+    pass
+
+
+LABEL = ["--dependent_variable", "label"]
+BAD_INPUTS = [  # command, arguments, setup, message
+    ("train", [*LABEL, "--batch_size", "0"], _no_setup,
+     "--batch_size: batch_size must be a positive int or 'auto', got 0"),
+    ("train", [*LABEL, "--d_model", "0"], _no_setup,
+     "--d_model: d_model must be a positive int, got 0"),
+    ("train", [*LABEL, "--d_state", "7"], _no_setup,
+     "--d_state: d_state must be an even int >= 2 (N/2 complex modes), got 7"),
+    ("train", [*LABEL, "--dropout", "1.5"], _no_setup,
+     "--dropout: dropout must be a float in [0, 1), got 1.5"),
+    ("train", [*LABEL, "--lr", "-1"], _no_setup, "--lr: lr must be a positive float, got -1.0"),
+    ("train", [*LABEL, "--patience", "0"], _no_setup,
+     "--patience: patience must be a positive int or None, got 0"),
+    ("train", [*LABEL, "--device", "cuda:7"], _no_setup,
+     "--device: device 'cuda:7' is not available"),
+    ("train", [*LABEL, "--num_workers", "-1"], _no_setup,
+     "--num_workers: num_workers must be an int >= 0, got -1"),
+    ("train", LABEL, _one_class, "needs at least 2 classes in y; got one class: 'warm'"),
+    ("train", ["--trainset", "train.csv", "--valset", "val.csv", *LABEL],
+     _separate_validation_file,
+     "validation_data: y contains labels not in the training targets: ['foggy']"),
+    ("train", LABEL, _feature_value(np.inf), "feature column 'temp' has 1 value(s) too "
+                                             "large for float32"),
+    ("train", LABEL, _feature_value(1e300), "feature column 'temp' has 1 value(s) too "
+                                            "large for float32"),
+    ("predict", [], _feature_value(np.inf), "feature column 'temp' has 1 value(s) too "
+                                            "large for float32"),
+    ("predict", [], _feature_value(1e300), "feature column 'temp' has 1 value(s) too large "
+                                           "for float32 (e.g. 1e+300 in row 5)"),
+    ("train", [*LABEL, "--trainvaltestsplit", "0.004", "0.5", "0.496"], _no_setup,
+     "--trainvaltestsplit 0.004 0.5 0.496 leaves no rows for training"),
+    ("train", [*LABEL, "--resume"], _checkpoint_without_net,
+     "is not an s4learn checkpoint (a dict with its format and the net's state"),
+    ("train", [*LABEL, "--output_dir", "blocker/runs"], _blocking_file,
+     "--output_dir blocker/runs: blocker is a file, not a folder"),
+    ("train", [*LABEL, "--checkpoint_dir", "blocker/checkpoints"], _blocking_file,
+     "--checkpoint_dir blocker/checkpoints: blocker is a file, not a folder"),
+    ("train", [*LABEL, "--output_dir", "locked/runs"], _read_only_folder,
+     "--output_dir locked/runs: cannot write in locked (permission denied)"),
+]
+
+
+@pytest.mark.parametrize("command, arguments, setup, message", BAD_INPUTS,
+                         ids=[f"{case[0]}-{i}" for i, case in enumerate(BAD_INPUTS)])
+def test_bad_input_exits_2_with_one_line_and_no_file(tmp_path, table, pretrained, capsys,
+                                                     command, arguments, setup, message):
+    setup(tmp_path, table)
+    if command == "predict":
+        arguments = ["--model", pretrained[1], *arguments]
+    if "--trainset" not in arguments:
+        arguments = ["--dataset", table, *arguments]
+    before = set(tmp_path.rglob("*"))
+    tiny = TINY if command == "train" else []  # first: the flags of the case win
+    assert run(tmp_path, command, *tiny, *arguments) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("s4learn: error: ") and len(err.strip().splitlines()) == 1, err
+    assert message in err and "Traceback" not in err
+    assert set(tmp_path.rglob("*")) == before
+
+
+# ------------------------------------------------------------- pickles, resume, files
+class _Trap:
+    """A pickle whose loading creates ``marker`` and then returns a real model."""
+
+    def __init__(self, marker, model):
+        self.marker, self.model = str(marker), pickle.dumps(model)
+
+    def __reduce__(self):
+        code = f"open({self.marker!r}, 'w').close() or __import__('pickle').loads({self.model!r})"
+        return (eval, (code,))
+
+
+@pytest.fixture
+def trap(tmp_path, pretrained):
+    marker = tmp_path / "marker"
+    joblib.dump(_Trap(marker, load_model(pretrained[1])), tmp_path / "trap.joblib")
+    return tmp_path / "trap.joblib", marker
+
+
+def test_predict_reads_a_pickle_only_with_allow_pickle(tmp_path, table, trap, capsys):
+    path, marker = trap
+    assert run(tmp_path, "predict", "--model", path, "--dataset", table) == 2
+    assert "pass --allow_pickle" in capsys.readouterr().err and not marker.exists()
+    assert run(tmp_path, "predict", "--model", path, "--dataset", table,
+               "--allow_pickle") == 0
+    assert marker.exists()
+
+
+def test_pretrained_reads_a_pickle_only_with_allow_pickle(tmp_path, table, trap, capsys):
+    path, marker = trap
+    arguments = ["train", "--dataset", table, *LABEL, "--pretrained", path, "--quiet",
+                 "--epochs", "1", "--min_steps", "0"]
+    assert run(tmp_path, *arguments) == 2
+    assert "pass --allow_pickle" in capsys.readouterr().err and not marker.exists()
+    assert run(tmp_path, *arguments, "--allow_pickle") == 0
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("allow_pickle", [[], ["--allow_pickle"]])
+def test_a_pickled_checkpoint_is_never_loaded(tmp_path, table, trap, capsys, allow_pickle):
+    path, marker = trap
+    (tmp_path / "s4learn_checkpoints").mkdir()
+    path.rename(tmp_path / "s4learn_checkpoints" / "s4model_last.pt")
+    assert run(tmp_path, "train", "--dataset", table, *LABEL, "--resume", *allow_pickle,
+               *TINY) == 2
+    assert "is damaged or not an s4learn checkpoint" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_resume_is_refused_when_the_data_file_changed(tmp_path, table, capsys):
+    arguments = ["train", "--dataset", table, *LABEL, "--quiet", *TINY]
+    assert run(tmp_path, *arguments) == 0
+    frame = pd.read_csv(table)
+    frame.loc[3, "temp"] += 1
+    frame.to_csv(table, index=False)
+    capsys.readouterr()
+    assert run(tmp_path, *arguments, "--resume") == 2
+    assert (f"--resume: the data file {table} changed (size or content) since "
+            f"s4learn_checkpoints/s4model_last.pt was written") in capsys.readouterr().err
+
+
+def test_a_kill_while_outputs_are_written_does_not_block_resume(tmp_path, table, monkeypatch):
+    arguments = ["train", "--dataset", table, *LABEL, "--quiet", *TINY]
+
+    def killed(*args, **kwargs):
+        raise Interrupted
+
+    monkeypatch.setattr("s4learn.cli.training.save_model", killed)
+    with pytest.raises(Interrupted):
+        run(tmp_path, *arguments)
+    monkeypatch.undo()
+    runs = tmp_path / "s4learn_runs"
+    assert (runs / "s4model_test_results.csv").exists()
+    assert not (runs / "s4model.safetensors").exists()
+    assert run(tmp_path, *arguments, "--resume") == 0
+    assert (runs / "s4model.safetensors").exists()
+
+
+def test_model_files_are_readable_by_others_and_stale_temporaries_go(tmp_path, table):
+    runs = tmp_path / "s4learn_runs"
+    runs.mkdir()
+    stale = runs / ".s4model.safetensors.0badc0de.tmp"  # left by a killed run
+    stale.write_bytes(b"half a model")
+    old_umask = os.umask(0o022)
+    try:
+        assert run(tmp_path, "train", "--dataset", table, *LABEL, "--quiet", *TINY) == 0
+    finally:
+        os.umask(old_umask)
+    assert not stale.exists()
+    for path in (runs / "s4model.safetensors",
+                 tmp_path / "s4learn_checkpoints" / "s4model_last.pt"):
+        assert path.stat().st_mode & 0o777 == 0o644, path

@@ -172,8 +172,9 @@ def checked_features(X):
         if too_large.any():
             row = X.index[too_large][0]
             raise UsageError(f"feature column {name!r} has {int(too_large.sum())} value(s) "
-                             f"too large for float32, which s4learn computes in (e.g. "
-                             f"{column[row]!r} in row {row!r}); rescale or drop them")
+                             f"too large for float32 (e.g. {float(column[row]):g} in row "
+                             f"{row!r}), the precision s4learn computes in; rescale or drop "
+                             f"them")
     return X.astype(np.float32)
 
 
