@@ -131,7 +131,9 @@ _COMMON_PARAMETERS = """\
         ``max_epochs`` instead of starting anew.
     pretrained : estimator, path or S4Model, default=None
         Start from a pretrained network: a fitted S4Classifier/S4Regressor, the path of
-        one saved with joblib, or an :class:`s4learn.nn.S4Model`. Its architecture
+        one saved with :func:`s4learn.save_model` (a joblib/pickle file is refused:
+        load one you trust yourself and pass the estimator), or an
+        :class:`s4learn.nn.S4Model`. Its architecture
         replaces ``d_model``, ``n_layers``, ``d_state``, ``prenorm``,
         ``bidirectional``, ``init``, ``dt_min`` and ``dt_max``, which are then unused
         (``dropout`` applies to the fine-tuned network); the data must have as many

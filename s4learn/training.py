@@ -134,7 +134,7 @@ class ResumableEarlyStopping(EarlyStopping):
 
     skorch resets the count of epochs without improvement, the best score and the best
     weights whenever training begins, and leaves the best weights out of a pickle. Here
-    a pickle taken during training (a checkpoint) keeps them, and a fit resumed from it
+    a checkpoint taken during training keeps them, and a fit resumed from it
     sets ``resuming`` so that the saved state is kept: it stops, and restores the best
     epoch, where the uninterrupted fit would have. The best weights are dropped once
     training ends, so a fitted model does not carry a second copy of its network.
