@@ -133,9 +133,9 @@ _COMMON_PARAMETERS = """\
         Start from a pretrained network: a fitted S4Classifier/S4Regressor, the path of
         one saved with :func:`s4learn.save_model` (a joblib/pickle file is refused:
         load one you trust yourself and pass the estimator), or an
-        :class:`s4learn.nn.S4Model`. Its architecture
-        replaces ``d_model``, ``n_layers``, ``d_state``, ``prenorm``,
-        ``bidirectional``, ``init``, ``dt_min`` and ``dt_max``, which are then unused
+        :class:`s4learn.nn.S4Model`. Its architecture replaces ``d_model``,
+        ``n_layers``, ``d_state``, ``prenorm``, ``bidirectional``, ``init``,
+        ``dt_min`` and ``dt_max``, which are then unused
         (``dropout`` applies to the fine-tuned network); the data must have as many
         channels per step as it was trained on. The output layer is kept when the
         task is the same (same classes, or same number of outputs), else a new one is

@@ -612,7 +612,9 @@ def test_predict_data_that_do_not_fit_the_model(digits_model, capsys, source, me
     bright = np.zeros((3, 64))
     bright[0, :2] = 0.5, 300
     pd.DataFrame(bright).to_csv(folder / "bright.csv", index=False)
-    np.save(folder / "scaled.npy", np.full((3, 8, 8), 0.5))
+    scaled = np.full((3, 8, 8), 0.5)  # pixels scaled to [0, 1]: refused, not misread
+    scaled[0, 0, 0] = 0.0
+    np.save(folder / "scaled.npy", scaled)
     assert run(folder, "predict", "--dataset", source, "--modelname", "s4model",
                "--overwrite") == 2
     err = capsys.readouterr().err
