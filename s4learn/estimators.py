@@ -327,8 +327,13 @@ class S4Estimator(BaseEstimator):
 
     def _restore(self, checkpoint):
         """Load a checkpoint's state into the new ``net_``; the epochs it had trained."""
-        restore_net_state(self.net_, checkpoint["net"])
-        torch.set_rng_state(checkpoint["torch_rng_state"])
+        try:
+            restore_net_state(self.net_, checkpoint["net"])
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:
+            raise ValueError(f"the checkpoint does not fit this estimator and data (made "
+                             f"with other parameters?): {type(error).__name__}: "
+                             f"{str(error).splitlines()[0] if str(error) else ''}") from error
         for _, callback in self.net_.callbacks_:
             if isinstance(callback, ResumableEarlyStopping):
                 callback.resuming = True

@@ -137,3 +137,12 @@ def test_files_that_are_not_checkpoints_are_refused(tmp_path, content, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         load_checkpoint(path)
     assert not marker.exists()
+
+
+def test_a_checkpoint_of_another_architecture_is_an_error(tmp_path):
+    X, y = make_data()
+    last = tmp_path / "last.pt"
+    make_classifier([("checkpoint", EpochCheckpoint(last))]).set_params(max_epochs=1).fit(X, y)
+    wider = make_classifier(None).set_params(d_model=16)
+    with pytest.raises(ValueError, match="the checkpoint does not fit this estimator"):
+        wider.resume_fit(X, y, load_checkpoint(last))
