@@ -1,24 +1,36 @@
-"""Checkpoints of a training run, written atomically at the end of every epoch."""
+"""Checkpoints of a training run, written atomically at the end of every epoch.
 
+A checkpoint holds only tensors and plain values (numbers, strings, lists, dicts),
+written with ``torch.save`` and read with ``torch.load(weights_only=True)``: reading one
+never runs code from the file, as unpickling would.
+"""
+
+import json
 import os
+import pickle
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
-import joblib
+import numpy as np
 import torch
 from skorch.callbacks import Callback
+from skorch.history import History
+
+FORMAT = "s4learn-checkpoint"
+FORMAT_VERSION = 1
 
 
 class EpochCheckpoint(Callback):
-    """Save the net at the end of every epoch, and again when its epoch is the best.
+    """Save the training state at the end of every epoch, and again when its epoch is best.
 
-    Each checkpoint is a dict ``{"net", "torch_rng_state", "epoch", "settings"}``
-    written with :func:`atomic_dump`, so a process killed at any moment leaves the
-    previous complete file. ``net`` holds the module, optimizer, history and callbacks
-    (learning-rate schedule and early stopping included); with ``torch_rng_state`` it
-    lets ``S4Classifier.resume_fit`` / ``S4Regressor.resume_fit`` finish the run as if
-    it had not stopped. The validation data are not saved.
+    Each checkpoint is a dict ``{"format", "format_version", "net", "torch_rng_state",
+    "epoch", "settings"}`` written with :func:`atomic_save`, so a process killed at any
+    moment leaves the previous complete file. ``net`` (see :func:`net_state`) holds the
+    network's and the optimizer's state, the history and the callbacks' fitted state
+    (early stopping's included); with ``torch_rng_state`` it lets
+    ``S4Classifier.resume_fit`` / ``S4Regressor.resume_fit`` finish the run as if it had
+    not stopped. The data are not saved.
 
     Parameters
     ----------
@@ -28,8 +40,8 @@ class EpochCheckpoint(Callback):
         File rewritten after each epoch with the lowest validation loss so far (the
         lowest training loss when there are no validation data).
     settings : dict or None, default=None
-        What produced the run (the command line's options), saved with every checkpoint
-        so that a resumed run can check it repeats them.
+        What produced the run (the command line's options), plain values only, saved
+        with every checkpoint so that a resumed run can check it repeats them.
     """
 
     def __init__(self, last_path, best_path=None, settings=None):
@@ -38,13 +50,10 @@ class EpochCheckpoint(Callback):
         self.settings = settings
 
     def on_epoch_end(self, net, **kwargs):
-        state = {"net": net, "torch_rng_state": torch.get_rng_state(),
-                 "epoch": len(net.history), "settings": self.settings}
-        train_split, net.train_split = net.train_split, None
-        try:
-            atomic_dump(state, self.last_path)
-        finally:
-            net.train_split = train_split
+        state = {"format": FORMAT, "format_version": FORMAT_VERSION, "net": net_state(net),
+                 "torch_rng_state": torch.get_rng_state(), "epoch": len(net.history),
+                 "settings": self.settings}
+        atomic_save(state, self.last_path)
         if self.best_path is not None and _is_best_epoch(net):
             atomic_copy(self.last_path, self.best_path)
 
@@ -55,11 +64,58 @@ def _is_best_epoch(net):
     return bool(row.get(key, False))
 
 
-def atomic_dump(value, path):
-    """Write ``value`` with joblib to ``path`` so that ``path`` is never half written."""
-    path = Path(path)
-    with _temporary_file(path) as file:
-        joblib.dump(value, file)
+def net_state(net):
+    """What a resumed fit needs from a skorch net, as tensors and plain values.
+
+    ``{"module", "optimizer"}``: the state dicts; ``"history"``: the epochs' records;
+    ``"callbacks"``: each callback's fitted attributes (names ending in ``_``) that are
+    numbers, strings, tensors or state dicts, such as early stopping's count of epochs
+    without improvement and its best weights.
+    """
+    return {"module": net.module_.state_dict(), "optimizer": net.optimizer_.state_dict(),
+            "history": json.loads(json.dumps(list(net.history), default=_plain_number)),
+            "callbacks": {name: _callback_state(callback)
+                          for name, callback in net.callbacks_}}
+
+
+def restore_net_state(net, state):
+    """Put a :func:`net_state` back into ``net``, built as the checkpointed one was."""
+    net.module_.load_state_dict(state["module"])
+    net.optimizer_.load_state_dict(state["optimizer"])
+    net.history = History(state["history"])
+    callbacks = dict(net.callbacks_)
+    for name, attributes in state["callbacks"].items():
+        for attribute, value in attributes.items():
+            if name in callbacks:
+                setattr(callbacks[name], attribute, value)
+
+
+def _plain_number(value):
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"cannot save a {type(value).__name__} in a checkpoint's history")
+
+
+def _callback_state(callback):
+    state = {}
+    for name, value in vars(callback).items():
+        if not name.endswith("_") or name.startswith("_"):
+            continue
+        if isinstance(value, np.generic):
+            value = value.item()
+        is_state_dict = isinstance(value, dict) and all(
+            isinstance(key, str) and isinstance(item, torch.Tensor)
+            for key, item in value.items())
+        if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)) \
+                or is_state_dict:
+            state[name] = value
+    return state
+
+
+def atomic_save(value, path):
+    """Write ``value`` with ``torch.save`` to ``path`` so that ``path`` is never half written."""
+    with _temporary_file(Path(path)) as file:
+        torch.save(value, file)
 
 
 def atomic_copy(source, path):
@@ -70,15 +126,20 @@ def atomic_copy(source, path):
 
 
 class _temporary_file:
-    """A temporary file beside ``path``, flushed, synced and moved onto ``path`` on exit."""
+    """A temporary file beside ``path``, flushed, synced and moved onto ``path`` on exit.
+
+    It is created with the permissions of any new file (``0o666`` less the umask, so
+    usually readable by others), not ``mkstemp``'s owner-only ``0o600``; its name is
+    ``.NAME.<random>.tmp`` (:func:`remove_stale_temporaries` finds those of a killed run).
+    """
 
     def __init__(self, path):
         self.path = path
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, self.temporary = tempfile.mkstemp(dir=self.path.parent,
-                                                  prefix=f".{self.path.name}.", suffix=".tmp")
+        self.temporary = self.path.parent / f".{self.path.name}.{secrets.token_hex(4)}.tmp"
+        handle = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         self.file = os.fdopen(handle, "wb")
         return self.file
 
@@ -96,6 +157,35 @@ class _temporary_file:
         return False
 
 
+def remove_stale_temporaries(path):
+    """Remove the temporary files that a killed writer of ``path`` left beside it."""
+    path = Path(path)
+    for temporary in path.parent.glob(f".{path.name}.*.tmp"):
+        temporary.unlink(missing_ok=True)
+
+
 def load_checkpoint(path):
-    """Read a checkpoint written by :class:`EpochCheckpoint`."""
-    return joblib.load(path)
+    """Read a checkpoint written by :class:`EpochCheckpoint`; nothing in it is run.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is not such a checkpoint: damaged, another file, or a pickle (which
+        would have to run code from the file to be read, and is never loaded).
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # refused objects and damaged files raise many error types
+        raise ValueError(
+            f"{os.fspath(path)} is damaged or not an s4learn checkpoint: a checkpoint "
+            f"holds only tensors and plain values, and a file holding other Python "
+            f"objects (a pickle) is never loaded, since that could run code from it") \
+            from None
+    if not (isinstance(state, dict) and state.get("format") == FORMAT
+            and isinstance(state.get("net"), dict)):
+        raise ValueError(f"{os.fspath(path)} is not an s4learn checkpoint (a dict with its "
+                         f"format and the net's state under 'net')")
+    if state.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{os.fspath(path)} was written by a newer s4learn (checkpoint "
+                         f"format {state['format_version']}); upgrade s4learn to resume it")
+    return state

@@ -2,13 +2,14 @@
 
 import copy
 import math
-import numbers
 import sys
 import warnings
 from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 import torch
 from skorch.callbacks import EpochScoring, ProgressBar
 from skorch.dataset import Dataset, ValidSplit
@@ -17,18 +18,17 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
+from .checkpoints import restore_net_state
 from .finetuning import finetuning_network, load_pretrained
-from .inputs import (_check_choice, apply_scaling, check_sequences, columns_differ_in_scale,
-                     fit_scaling)
+from .inputs import apply_scaling, check_sequences, columns_differ_in_scale, fit_scaling
 from .nn import S4Model
-from .nn.model import POOLINGS
 from .peft import count_merged_parameters, merge_adapters
-from .training import (CosineLR, ResumableEarlyStopping, S4Net, resolve_device,
-                       valid_accuracy, valid_r2)
+from .parameters import check_parameter, check_parameters
+from .training import (CosineLR, ResumableEarlyStopping, S4Net, StopOnDivergence,
+                       resolve_device, valid_accuracy, valid_r2)
 
-SCALINGS = ("auto", "column", "channel", "series", "none")
 FEW_STEPS_PER_EPOCH = 4  # fewer with a batch_size of the user's own gives a warning
 
 
@@ -70,6 +70,10 @@ _COMMON_PARAMETERS = """\
     batch_size : int or "auto", default="auto"
         Samples per optimizer step; "auto" is an eighth of the training samples,
         at least 8 and at most 64, so small data sets get several steps per epoch.
+    predict_batch_size : int, default=256
+        Samples validated, scaled and run through the network at a time by ``predict``,
+        ``predict_proba`` and ``score``: prediction memory grows with this, not with the
+        size of ``X``.
     max_epochs : int, default=60
         Passes over the training data in ``fit`` (more when ``min_steps`` needs them).
     min_steps : int, default=600
@@ -127,9 +131,11 @@ _COMMON_PARAMETERS = """\
         ``max_epochs`` instead of starting anew.
     pretrained : estimator, path or S4Model, default=None
         Start from a pretrained network: a fitted S4Classifier/S4Regressor, the path of
-        one saved with joblib, or an :class:`s4learn.nn.S4Model`. Its architecture
-        replaces ``d_model``, ``n_layers``, ``d_state``, ``prenorm``,
-        ``bidirectional``, ``init``, ``dt_min`` and ``dt_max``, which are then unused
+        one saved with :func:`s4learn.save_model` (a joblib/pickle file is refused:
+        load one you trust yourself and pass the estimator), or an
+        :class:`s4learn.nn.S4Model`. Its architecture replaces ``d_model``,
+        ``n_layers``, ``d_state``, ``prenorm``, ``bidirectional``, ``init``,
+        ``dt_min`` and ``dt_max``, which are then unused
         (``dropout`` applies to the fine-tuned network); the data must have as many
         channels per step as it was trained on. The output layer is kept when the
         task is the same (same classes, or same number of outputs), else a new one is
@@ -186,7 +192,8 @@ class S4Estimator(BaseEstimator):
     def __init__(self, *, d_model=64, n_layers=4, d_state=64, dropout=0.1, prenorm=False,
                  bidirectional=False, init="legs", pool="mean", dt_min="auto",
                  dt_max="auto", lr=0.01, weight_decay=0.01, batch_size="auto",
-                 max_epochs=60, min_steps=600, patience=None, validation_fraction=0.1,
+                 predict_batch_size=256, max_epochs=60, min_steps=600, patience=None,
+                 validation_fraction=0.1,
                  input_type="auto", image_layout="auto", sequence_layout="auto",
                  grayscale=False, scaling="auto", missing="error", num_workers=0,
                  device="auto", random_state=None, verbose=0, callbacks=None,
@@ -204,6 +211,7 @@ class S4Estimator(BaseEstimator):
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size
+        self.predict_batch_size = predict_batch_size
         self.max_epochs = max_epochs
         self.min_steps = min_steps
         self.patience = patience
@@ -265,21 +273,17 @@ class S4Estimator(BaseEstimator):
             A checkpoint written by :class:`s4learn.checkpoints.EpochCheckpoint` at the
             end of an epoch of that fit (read it with
             :func:`s4learn.checkpoints.load_checkpoint`), with keys ``"net"`` and
-            ``"torch_rng_state"``.
+            ``"torch_rng_state"``. The net is built as ``fit`` builds it (the same
+            initialisation and, when fine-tuning, the same adapters), then given the
+            checkpoint's weights, optimizer state, history and callback state.
 
         Returns
         -------
         self
         """
         data = self._training_data(X, y, sample_weight, reset=True)
-        self.net_, self.torch_rng_state_ = checkpoint["net"], checkpoint["torch_rng_state"]
-        self._record_parameter_counts(self.net_.module_)
-        for _, callback in self.net_.callbacks_:
-            if isinstance(callback, ResumableEarlyStopping):
-                callback.resuming = True
-        remaining = self._n_epochs(data) - len(self.net_.history)
-        return self._train(data, validation_data, new_net=False, epochs=remaining,
-                           schedule=None)
+        return self._train(data, validation_data, new_net=True, epochs=self._n_epochs(data),
+                           schedule=True, checkpoint=checkpoint)
 
     def _partial_fit(self, X, y, sample_weight, classes=None):
         new_net = not hasattr(self, "net_")
@@ -301,23 +305,39 @@ class S4Estimator(BaseEstimator):
             inputs["lengths"] = lengths
         return TrainingData(inputs, y)
 
-    def _train(self, data, validation_data, *, new_net, epochs, schedule):
+    def _train(self, data, validation_data, *, new_net, epochs, schedule, checkpoint=None):
         """Build a new net (or keep ``net_``) and train it ``epochs`` more epochs.
 
         ``schedule``: True decays the learning rate over these epochs, False keeps
-        ``lr`` constant, None keeps the net's schedule as it is (a resumed fit).
+        ``lr`` constant. ``checkpoint``: the state of an interrupted fit to go on from
+        (the epochs it trained are not trained again).
         """
         with self._torch_rng(fresh=new_net):
             if new_net:
                 self.net_ = self._build_net(self._network(data),
                                             self._batch_size(len(data.y)))
-            if schedule is not None:
-                self._set_schedule(total=epochs if schedule else None)
+            self._set_schedule(total=epochs if schedule else None)
             self.net_.train_split = self._train_split(validation_data)
+            if checkpoint is not None:
+                epochs -= self._restore(checkpoint)
             if epochs > 0:
                 self.net_.partial_fit(data.inputs, data.y, epochs=epochs)
         self.n_epochs_ = len(self.net_.history)
         return self
+
+    def _restore(self, checkpoint):
+        """Load a checkpoint's state into the new ``net_``; the epochs it had trained."""
+        try:
+            restore_net_state(self.net_, checkpoint["net"])
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:
+            raise ValueError(f"the checkpoint does not fit this estimator and data (made "
+                             f"with other parameters?): {type(error).__name__}: "
+                             f"{str(error).splitlines()[0] if str(error) else ''}") from error
+        for _, callback in self.net_.callbacks_:
+            if isinstance(callback, ResumableEarlyStopping):
+                callback.resuming = True
+        return len(self.net_.history)
 
     def _n_epochs(self, data):
         """``max_epochs``, raised where needed to reach ``min_steps`` optimizer steps."""
@@ -338,25 +358,8 @@ class S4Estimator(BaseEstimator):
         return self.batch_size
 
     def _check_hyperparameters(self):
-        if self.patience is not None and not (isinstance(self.patience, int)
-                                              and self.patience > 0):
-            raise ValueError(f"patience must be a positive int or None, got {self.patience!r}")
-        if not 0 < self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in (0, 1), got "
-                             f"{self.validation_fraction!r}")
-        for name in ("d_model", "n_layers", "max_epochs"):
-            _check_positive_int(name, getattr(self, name))
-        if self.batch_size != "auto":
-            _check_positive_int("batch_size", self.batch_size, "or 'auto'")
-        if not isinstance(self.min_steps, (int, np.integer)) or self.min_steps < 0:
-            raise ValueError(f"min_steps must be an int >= 0, got {self.min_steps!r}")
-        for name in ("dt_min", "dt_max"):
-            value = getattr(self, name)
-            if value != "auto" and not (isinstance(value, numbers.Real) and value > 0):
-                raise ValueError(f"{name} must be a positive float or 'auto', got "
-                                 f"{value!r}")
-        _check_choice("scaling", self.scaling, SCALINGS)
-        _check_choice("pool", self.pool, POOLINGS)
+        """Every constructor parameter checked (:data:`s4learn.parameters.PARAMETER_RULES`)."""
+        check_parameters(self)
 
     def _sample_weight(self, sample_weight, n_samples, y):
         if sample_weight is None:
@@ -393,8 +396,18 @@ class S4Estimator(BaseEstimator):
         return self.scaling
 
     def _scale_inputs(self, X, lengths):
-        return apply_scaling(X, lengths, self.scaling_, self.input_mean_,
-                             self.input_scale_, missing_indicators=self.missing == "mask")
+        """Inputs as the network reads them; ValueError where scaling leaves float32."""
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            scaled = apply_scaling(X, lengths, self.scaling_, self.input_mean_,
+                                   self.input_scale_, missing_indicators=self.missing == "mask")
+        not_finite = ~np.isfinite(scaled)
+        if not_finite.any():
+            sample = int(np.flatnonzero(not_finite.any(axis=(1, 2)))[0])
+            raise ValueError(
+                f"X is not finite after the input scaling learnt in fit (sample {sample} of "
+                f"this batch overflows float32): its values are far outside the range of the "
+                f"training data; check X's units, or rescale it")
+        return scaled
 
     def _network(self, data):
         """The S4Model to train: new, or adapted from ``pretrained``."""
@@ -480,8 +493,9 @@ class S4Estimator(BaseEstimator):
         return self
 
     def _callbacks(self):
-        callbacks = [("lr_schedule", CosineLR()), ("valid_score", EpochScoring(
-            self._valid_score, lower_is_better=False, name=self._valid_score_name))]
+        callbacks = [("lr_schedule", CosineLR()), ("divergence", StopOnDivergence()),
+                     ("valid_score", EpochScoring(self._valid_score, lower_is_better=False,
+                                                  name=self._valid_score_name))]
         if self.patience is not None:
             callbacks.append(("early_stopping", ResumableEarlyStopping(
                 monitor="valid_loss", patience=self.patience, load_best=True)))
@@ -492,9 +506,12 @@ class S4Estimator(BaseEstimator):
     def _train_split(self, validation_data):
         if validation_data is not None:
             X_val, y_val = validation_data
-            X_val, lengths, y_val = check_sequences(self, X_val, y_val, reset=False,
-                                                    **self._target_check_params())
-            y_val = self._encode_targets(y_val, reset=False)
+            try:
+                X_val, lengths, y_val = check_sequences(self, X_val, y_val, reset=False,
+                                                        **self._target_check_params())
+                y_val = self._encode_targets(y_val, reset=False)
+            except ValueError as error:
+                raise ValueError(f"validation_data: {error}") from error
             inputs = {"x": self._scale_inputs(X_val, lengths)}
             if lengths is not None:
                 inputs["lengths"] = lengths
@@ -531,8 +548,29 @@ class S4Estimator(BaseEstimator):
 
     # --------------------------------------------------------------- prediction
     def _forward(self, X):
-        """Network outputs for ``X`` as a float64 array (n_samples, n_outputs)."""
+        """Network outputs for ``X`` as a float64 array (n_samples, n_outputs).
+
+        ``X`` is validated, scaled and run ``predict_batch_size`` samples at a time, so
+        that no float32 or scaled copy of the whole of a large ``X`` is ever made.
+        """
         check_is_fitted(self)
+        batch_size = check_parameter(self, "predict_batch_size")
+        n_samples = _n_samples(X)
+        if n_samples is None or n_samples <= batch_size:
+            return self._forward_batch(X)
+        if not isinstance(X, SLICEABLE):
+            X = np.asarray(X)
+        outputs = np.empty((n_samples, self._n_outputs()))
+        for start in range(0, n_samples, batch_size):
+            stop = min(start + batch_size, n_samples)
+            try:
+                outputs[start:stop] = self._forward_batch(_rows(X, start, stop))
+            except ValueError as error:  # name the samples: indices in messages are local
+                raise ValueError(f"samples {start} to {stop - 1} of X: {error}") from error
+        return outputs
+
+    def _forward_batch(self, X):
+        """Network outputs for a batch of samples; ValueError where they are not finite."""
         X, lengths = check_sequences(self, X, reset=False)
         inputs = {"x": self._scale_inputs(X, lengths)}
         if lengths is not None:  # batches of similar lengths, trimmed; order restored
@@ -542,6 +580,14 @@ class S4Estimator(BaseEstimator):
             outputs = self.net_.forward(inputs, device="cpu").numpy().astype(np.float64)
         if lengths is not None:
             outputs[order] = outputs.copy()
+        not_finite = ~np.isfinite(outputs).all(axis=1)
+        if not_finite.any():
+            largest = float(np.abs(inputs["x"]).max())
+            raise ValueError(
+                f"the network's outputs are not finite for {int(not_finite.sum())} of "
+                f"{len(outputs)} samples (the first is sample {int(np.argmax(not_finite))}): "
+                f"X is far outside the range of the training data (scaled values up to "
+                f"{largest:.3g}, where the training data are about 1); check X's units")
         return outputs
 
     def __sklearn_clone__(self):
@@ -620,7 +666,8 @@ class S4Classifier(ClassifierMixin, S4Estimator):
     def __init__(self, *, d_model=64, n_layers=4, d_state=64, dropout=0.1, prenorm=False,
                  bidirectional=False, init="legs", pool="mean", dt_min="auto",
                  dt_max="auto", lr=0.01, weight_decay=0.01, batch_size="auto",
-                 max_epochs=60, min_steps=600, patience=None, validation_fraction=0.1,
+                 predict_batch_size=256, max_epochs=60, min_steps=600, patience=None,
+                 validation_fraction=0.1,
                  input_type="auto", image_layout="auto", sequence_layout="auto",
                  grayscale=False, scaling="auto", missing="error", num_workers=0,
                  device="auto", random_state=None, verbose=0, callbacks=None,
@@ -629,7 +676,8 @@ class S4Classifier(ClassifierMixin, S4Estimator):
             d_model=d_model, n_layers=n_layers, d_state=d_state, dropout=dropout,
             prenorm=prenorm, bidirectional=bidirectional, init=init, pool=pool,
             dt_min=dt_min, dt_max=dt_max, lr=lr, weight_decay=weight_decay,
-            batch_size=batch_size, max_epochs=max_epochs, min_steps=min_steps,
+            batch_size=batch_size, predict_batch_size=predict_batch_size,
+            max_epochs=max_epochs, min_steps=min_steps,
             patience=patience, validation_fraction=validation_fraction,
             input_type=input_type, image_layout=image_layout,
             sequence_layout=sequence_layout, grayscale=grayscale, scaling=scaling,
@@ -659,7 +707,9 @@ class S4Classifier(ClassifierMixin, S4Estimator):
                                  f"got one class: {self.classes_[0]!r}")
         unknown = np.setdiff1d(y, self.classes_)
         if unknown.size:
-            raise ValueError(f"y contains labels not seen in fit: {unknown[:5].tolist()}")
+            raise ValueError(f"y contains labels not in the training targets: "
+                             f"{unknown[:5].tolist()} (the classes are "
+                             f"{self.classes_[:10].tolist()})")
         return np.searchsorted(self.classes_, y).astype(np.int64)
 
     def _class_weight(self, y):
@@ -751,14 +801,24 @@ class S4Regressor(RegressorMixin, S4Estimator):
             self.y_ndim_ = y.ndim
             y2 = y.reshape(len(y), -1)
             self.n_outputs_ = y2.shape[1]
-            self.target_mean_ = y2.mean(axis=0)
-            scale = y2.std(axis=0)
+            with np.errstate(over="ignore", invalid="ignore"):
+                mean, scale = y2.mean(axis=0), y2.std(axis=0)
+            if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+                raise ValueError(f"y is too large to standardise: its mean or standard "
+                                 f"deviation overflows float64 (|y| up to "
+                                 f"{np.abs(y2).max():.3g}); rescale y")
+            self.target_mean_ = mean
             self.target_scale_ = np.where(scale > 0, scale, 1.0)
         y2 = y.reshape(len(y), -1)
         if y2.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {y2.shape[1]} outputs, but {type(self).__name__} was "
                              f"fitted with {self.n_outputs_}")
-        return ((y2 - self.target_mean_) / self.target_scale_).astype(np.float32)
+        with np.errstate(over="ignore"):
+            encoded = ((y2 - self.target_mean_) / self.target_scale_).astype(np.float32)
+        if not np.isfinite(encoded).all():
+            raise ValueError("y is too far from the training targets to standardise in "
+                             "float32; check y's units")
+        return encoded
 
     def _n_outputs(self):
         return self.n_outputs_
@@ -779,7 +839,18 @@ class S4Regressor(RegressorMixin, S4Estimator):
         return tags
 
 
-def _check_positive_int(name, value, alternative=""):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int{' ' + alternative if alternative else ''}"
-                         f", got {value!r}")
+def _n_samples(X):
+    """Number of samples of ``X`` (an array, frame, tensor or list), or None if unknown."""
+    try:
+        return _num_samples(X)
+    except TypeError:
+        return None
+
+
+SLICEABLE = (np.ndarray, pd.DataFrame, pd.Series, torch.Tensor, list, tuple, sp.spmatrix,
+             sp.sparray)
+
+
+def _rows(X, start, stop):
+    """Samples ``start`` to ``stop`` of ``X``: a view of an array, rows of a frame."""
+    return X.iloc[start:stop] if isinstance(X, (pd.DataFrame, pd.Series)) else X[start:stop]

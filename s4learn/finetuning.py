@@ -3,6 +3,7 @@
 import copy
 import os
 
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -23,6 +24,8 @@ def load_pretrained(pretrained, allow_pickle=False):
         if not os.path.isfile(pretrained):
             raise ValueError(f"pretrained model file not found: {os.fspath(pretrained)!r}")
         pretrained = read_model_file(pretrained, allow_pickle)
+    if isinstance(pretrained, Pipeline):  # SequenceWindows and the estimator
+        pretrained = pretrained[-1]
     if isinstance(pretrained, S4Model):
         return pretrained, None
     if hasattr(pretrained, "net_") or hasattr(type(pretrained), "_encode_targets"):

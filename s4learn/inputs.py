@@ -10,7 +10,8 @@ Accepted inputs:
   ``(C, L_i)`` (aeon's list format);
 - images: 4-D ``(n, H, W, C)`` or ``(n, C, H, W)``, or 3-D ``(n, H, W)`` with
   ``input_type="image"``, read row-major into H*W steps of C channels (sequential
-  MNIST/CIFAR); ``uint8`` pixels are scaled to [0, 1];
+  MNIST/CIFAR); images fitted as ``uint8`` pixels are divided by 255, at fit and at
+  predict whatever the dtype of the pixels then (the estimator's ``pixel_scale_``);
 - torch tensors and lists of equal-length sequences wherever arrays are accepted.
 
 NaN inside a sequence is a missing value: an error unless the estimator's
@@ -31,6 +32,7 @@ INPUT_TYPES = ("auto", "sequence", "image")
 IMAGE_LAYOUTS = ("auto", "NHWC", "NCHW")
 SEQUENCE_LAYOUTS = ("auto", "NLC", "NCL")
 MISSING = ("error", "mask")
+SCALINGS = ("auto", "column", "channel", "series", "none")
 _IMAGE_CHANNELS = (1, 3, 4)
 _LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601
 
@@ -94,16 +96,29 @@ def _check_array(estimator, X, y, reset, input_type, image_layout, sequence_layo
     is_sequence_array = X.ndim == 3 and input_type != "image"
     if is_sequence_array:
         X = _sequence_axes(X, sequence_layout)
-    X = as_sequences(X, input_type, image_layout, estimator.grayscale, is_uint8)
+    pixel_scale = _pixel_scale(estimator, X, input_type, is_uint8, reset)
+    X = as_sequences(X, input_type, image_layout, estimator.grayscale, pixel_scale != 1)
     X, lengths = _trailing_padding(X) if is_sequence_array else (X, None)
     return X, lengths, y
+
+
+def _pixel_scale(estimator, X, input_type, is_uint8, reset):
+    """What images are divided by: 255 for a model fitted on ``uint8`` pixels, else 1.
+
+    Set at fit (``pixel_scale_``) and kept at predict, so the same pixels give the same
+    predictions as ``uint8`` or as floats. A model saved without it scales ``uint8``.
+    """
+    is_image = input_type == "image" or (input_type == "auto" and X.ndim == 4)
+    if reset:
+        estimator.pixel_scale_ = 255.0 if is_image and is_uint8 else 1.0
+    return getattr(estimator, "pixel_scale_", 255.0 if is_uint8 else 1.0)
 
 
 def _check_ragged(estimator, X, y, reset, sequence_layout, check_params):
     """Validate a list of per-sample sequences; return them padded (n, L, C) and y."""
     samples = [_numeric_sample(x, i) for i, x in enumerate(X)]
     if reset:  # no fixed sample shape: forget those of an earlier fit
-        for name in ("input_shape_", "n_features_in_", "feature_names_in_"):
+        for name in ("input_shape_", "n_features_in_", "feature_names_in_", "pixel_scale_"):
             estimator.__dict__.pop(name, None)
     if {x.ndim for x in samples} == {2}:
         samples = _ragged_axes(samples, sequence_layout)
@@ -136,7 +151,7 @@ def _numeric_sample(x, index):
                          f"or (C, L); sequence {index} has shape {x.shape}")
     if np.isinf(x).any():
         raise ValueError(f"sequence {index} contains infinity")
-    return x.astype(np.float32)
+    return _as_float32(x, f"sequence {index}")
 
 
 def _ragged_axes(samples, layout):
@@ -256,7 +271,24 @@ def as_sequences(X, input_type="auto", image_layout="auto", grayscale=False,
     elif X.ndim != 3:
         raise ValueError(f"expected sequences of shape (n, L) or (n, L, C), got an array "
                          f"of shape {X.shape}; pass images as (n, H, W, C) or (n, C, H, W)")
-    return np.ascontiguousarray(X, dtype=np.float32)
+    return _as_float32(X, "X")
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _as_float32(X, name):
+    """``X`` as contiguous float32; ValueError on finite values too large for float32."""
+    with np.errstate(over="ignore"):
+        converted = np.ascontiguousarray(X, dtype=np.float32)
+    if X.dtype != np.float32 and np.isinf(converted).any():
+        overflow = np.isinf(converted) & np.isfinite(X)
+        if overflow.any():
+            largest = float(np.abs(np.asarray(X)[overflow]).max())
+            raise ValueError(f"{name} has values too large for float32, which s4learn "
+                             f"computes in (up to {largest:.3g}; the largest float32 is "
+                             f"{FLOAT32_MAX:.3g}); rescale it")
+    return converted
 
 
 COLUMN_SCALE_RATIO = 10  # a table whose largest column std exceeds 10x the median one

@@ -6,8 +6,11 @@ among the fitted attributes (``attributes.<name>``); its metadata holds one JSON
 record under the key ``"s4learn"``: the format and its version, the s4learn and torch
 versions that wrote it, the estimator class, its constructor parameters, every fitted
 attribute (arrays by reference to their tensor), the network's architecture and the
-training history. Reading it parses JSON and raw tensor bytes only: no code from the
-file is ever run, unlike a pickle.
+training history. A :class:`~sklearn.pipeline.Pipeline` of
+:class:`~s4learn.preprocessing.SequenceWindows` and an estimator is saved as the
+estimator with the steps before it (``"steps"``: class, parameters and fitted
+attributes of each; format version 2). Reading it parses JSON and raw tensor bytes
+only: no code from the file is ever run, unlike a pickle.
 """
 
 import json
@@ -22,14 +25,20 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from skorch.history import History
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from .checkpoints import _temporary_file
 from .nn import S4Model
 from .peft import AdaptedS4DKernel, LoRALinear
+from .preprocessing import SequenceWindows
 
 FORMAT = "s4learn-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this s4learn reads
+ESTIMATOR_FORMAT_VERSION = 1  # written for a bare estimator, so older s4learn reads it
+PIPELINE_FORMAT_VERSION = 2  # a Pipeline of preprocessing steps and an estimator
+# the preprocessing steps a model file may hold before the estimator
+STEP_CLASSES = {"SequenceWindows": SequenceWindows}
 METADATA_KEY = "s4learn"
 ESTIMATOR_CLASSES = ("S4Classifier", "S4Regressor")
 NETWORK_PREFIX = "network."
@@ -46,12 +55,14 @@ def save_model(estimator, path):
 
     Parameters
     ----------
-    estimator : S4Classifier or S4Regressor
-        A fitted estimator. A network that still holds fine-tuning adapters must be
-        merged first (:meth:`~s4learn.S4Classifier.merge`).
+    estimator : S4Classifier, S4Regressor or Pipeline
+        A fitted estimator, or a fitted Pipeline of :class:`SequenceWindows` steps and
+        one. A network that still holds fine-tuning adapters must be merged first
+        (:meth:`~s4learn.S4Classifier.merge`).
     path : str or path-like
         Destination file.
     """
+    steps, estimator = _pipeline_steps(estimator)
     _check_savable(estimator)
     network = estimator.net_.module_
     tensors = {NETWORK_PREFIX + name: tensor.detach().cpu().contiguous()
@@ -60,7 +71,7 @@ def save_model(estimator, path):
     parameters, not_saved = _encode_parameters(estimator, encoder)
     record = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": ESTIMATOR_FORMAT_VERSION,
         "s4learn_version": _s4learn_version(),
         "torch_version": torch.__version__,
         "estimator": type(estimator).__name__,
@@ -71,6 +82,9 @@ def save_model(estimator, path):
         "network": encoder.encode(network_config(network), "network_config"),
         "history": encoder.encode(list(estimator.net_.history), "history"),
     }
+    if steps is not None:
+        record.update(format_version=PIPELINE_FORMAT_VERSION,
+                      steps=_encode_steps(steps, encoder))
     metadata = {METADATA_KEY: json.dumps(record, allow_nan=False)}
     with _temporary_file(Path(path)) as file:
         file.write(safetensors_bytes(tensors, metadata=metadata))
@@ -98,7 +112,8 @@ def load_model(path, *, allow_pickle=False, device=None):
 
     Returns
     -------
-    S4Classifier or S4Regressor
+    S4Classifier, S4Regressor or Pipeline
+        A Pipeline when a Pipeline was saved.
 
     Raises
     ------
@@ -107,7 +122,8 @@ def load_model(path, *, allow_pickle=False, device=None):
         ``allow_pickle=True``), or was written by a newer version of the format.
     """
     model = read_model_file(path, allow_pickle, device)
-    if type(model).__name__ not in ESTIMATOR_CLASSES or not hasattr(model, "net_"):
+    estimator = model[-1] if isinstance(model, Pipeline) else model
+    if type(estimator).__name__ not in ESTIMATOR_CLASSES or not hasattr(estimator, "net_"):
         raise TypeError(f"{os.fspath(path)!r} holds a {type(model).__name__}, not a fitted "
                         f"S4Classifier or S4Regressor")
     return model
@@ -180,6 +196,47 @@ def network_config(network):
     return config
 
 
+def _pipeline_steps(model):
+    """``(steps, estimator)``: the steps before the estimator of a Pipeline, or None."""
+    if not isinstance(model, Pipeline):
+        return None, model
+    steps = model.steps[:-1]
+    for name, step in steps:
+        if type(step).__name__ not in STEP_CLASSES:
+            raise TypeError(f"save_model saves a Pipeline of "
+                            f"{', '.join(STEP_CLASSES)} steps and an S4Classifier or "
+                            f"S4Regressor; step {name!r} is a {type(step).__name__}")
+    return model.steps, model[-1]
+
+
+def _encode_steps(steps, encoder):
+    """Each step's name, class, parameters and fitted attributes (the estimator: its name)."""
+    encoded = []
+    for index, (name, step) in enumerate(steps):
+        entry = {"name": name, "class": type(step).__name__}
+        if index < len(steps) - 1:
+            key = f"steps.{index}"
+            entry["parameters"] = encoder.encode(step.get_params(), f"{key}.parameters")
+            entry["attributes"] = {attribute: encoder.encode(value, f"{key}.{attribute}")
+                                   for attribute, value in fitted_attributes(step).items()}
+        encoded.append(entry)
+    return encoded
+
+
+def _decode_pipeline(record, estimator, decoder):
+    steps = []
+    for entry in record["steps"][:-1]:
+        step_class = STEP_CLASSES.get(entry["class"])
+        if step_class is None:
+            raise ValueError(f"unknown preprocessing step class {entry['class']!r} in the "
+                             f"model file")
+        step = step_class(**decoder.decode(entry["parameters"]))
+        for attribute, value in entry["attributes"].items():
+            setattr(step, attribute, decoder.decode(value))
+        steps.append((entry["name"], step))
+    return Pipeline([*steps, (record["steps"][-1]["name"], estimator)])
+
+
 def _check_savable(estimator):
     if type(estimator).__name__ not in ESTIMATOR_CLASSES:
         raise TypeError(f"save_model saves an S4Classifier or S4Regressor, got "
@@ -230,6 +287,8 @@ def _estimator_from_record(path, record, device):
     with torch.random.fork_rng(devices=[]):
         estimator.net_ = estimator._build_net(network)
     estimator.net_.history = History(decoder.decode(record["history"]))
+    if "steps" in record:
+        return _decode_pipeline(record, estimator, decoder)
     return estimator
 
 

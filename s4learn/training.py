@@ -134,7 +134,7 @@ class ResumableEarlyStopping(EarlyStopping):
 
     skorch resets the count of epochs without improvement, the best score and the best
     weights whenever training begins, and leaves the best weights out of a pickle. Here
-    a pickle taken during training (a checkpoint) keeps them, and a fit resumed from it
+    a checkpoint taken during training keeps them, and a fit resumed from it
     sets ``resuming`` so that the saved state is kept: it stops, and restores the best
     epoch, where the uninterrupted fit would have. The best weights are dropped once
     training ends, so a fitted model does not carry a second copy of its network.
@@ -176,3 +176,25 @@ def resolve_device(device):
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+class TrainingDiverged(ValueError):
+    """The training loss stopped being finite: the fit cannot go on."""
+
+
+class StopOnDivergence(Callback):
+    """Stop a fit as soon as a training batch's loss is NaN or infinite.
+
+    Once the loss is not finite the weights are too, and every later epoch would be
+    wasted; the error names the learning rate, the usual cause.
+    """
+
+    def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
+        if not training or loss is None:
+            return
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"training diverged: the training loss became {value} in epoch "
+                f"{len(net.history)}; lower the learning rate lr (now {net.lr:g}), or "
+                f"check the inputs and targets for extreme values")

@@ -1,11 +1,17 @@
 """EpochCheckpoint and resuming an interrupted fit."""
 
+import os
+import pickle
+import re
+
 import numpy as np
 import pytest
+import torch
 from skorch.callbacks import Callback
 
 from s4learn import S4Classifier
-from s4learn.checkpoints import EpochCheckpoint, atomic_dump, load_checkpoint
+from s4learn.checkpoints import (EpochCheckpoint, atomic_save, load_checkpoint,
+                                 remove_stale_temporaries)
 
 
 class Interrupt(Exception):
@@ -38,15 +44,16 @@ def test_resumed_fit_equals_uninterrupted_fit(tmp_path):
     X, y = make_data()
     validation = (X[:20], y[:20])
     full = make_classifier(None).fit(X, y, validation_data=validation)
-    last, best = tmp_path / "last.joblib", tmp_path / "best.joblib"
+    last, best = tmp_path / "last.pt", tmp_path / "best.pt"
     interrupted = make_classifier([("checkpoint", EpochCheckpoint(last, best)),
                                    ("stop", StopAtEpoch(3))])
     with pytest.raises(Interrupt):
         interrupted.fit(X, y, validation_data=validation)
     state = load_checkpoint(last)
     assert state["epoch"] == 2
-    dict(state["net"].callbacks_)["stop"].epoch = None
-    resumed = make_classifier(None).resume_fit(X, y, state, validation_data=validation)
+    # resumed with the same parameters, the checkpoint callback included
+    resumed = make_classifier([("checkpoint", EpochCheckpoint(last, best))]).resume_fit(
+        X, y, state, validation_data=validation)
     assert resumed.n_epochs_ == full.n_epochs_ == 4
     np.testing.assert_allclose(resumed.net_.history[:, "lr"], full.net_.history[:, "lr"])
     np.testing.assert_allclose(resumed.predict_proba(X), full.predict_proba(X), atol=1e-5)
@@ -60,14 +67,13 @@ def test_resumed_fit_stops_early_where_the_uninterrupted_fit_stops(tmp_path):
     settings = dict(patience=2, min_steps=0, max_epochs=8, lr=0.05)
     full = make_classifier(None).set_params(**settings).fit(X, y, validation_data=validation)
     assert full.n_epochs_ == 3  # epoch 1 best, then two epochs without improvement
-    last = tmp_path / "last.joblib"
+    last = tmp_path / "last.pt"
     interrupted = make_classifier([("checkpoint", EpochCheckpoint(last)),
                                    ("stop", StopAtEpoch(3))]).set_params(**settings)
     with pytest.raises(Interrupt):
         interrupted.fit(X, y, validation_data=validation)
     state = load_checkpoint(last)
     assert state["epoch"] == 2  # epoch 2 did not improve on epoch 1
-    dict(state["net"].callbacks_)["stop"].epoch = None
     resumed = make_classifier(None).set_params(**settings).resume_fit(
         X, y, state, validation_data=validation)
     assert resumed.n_epochs_ == 3
@@ -78,15 +84,65 @@ def test_resumed_fit_stops_early_where_the_uninterrupted_fit_stops(tmp_path):
     assert resumed.n_epochs_ == 6
 
 
-def test_atomic_dump_keeps_the_old_file_on_failure(tmp_path):
-    path = tmp_path / "value.joblib"
-    atomic_dump({"a": 1}, path)
+def test_atomic_save_keeps_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "value.pt"
+    atomic_save({"a": 1}, path)
 
     class Unpicklable:
         def __reduce__(self):
             raise RuntimeError("cannot pickle")
 
     with pytest.raises(RuntimeError):
-        atomic_dump(Unpicklable(), path)
-    assert load_checkpoint(path) == {"a": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["value.joblib"]
+        atomic_save(Unpicklable(), path)
+    assert torch.load(path, weights_only=True) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["value.pt"]
+
+
+def test_saved_files_are_readable_by_others_and_stale_temporaries_go(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        atomic_save({"a": 1}, tmp_path / "value.pt")
+    finally:
+        os.umask(old_umask)
+    assert (tmp_path / "value.pt").stat().st_mode & 0o777 == 0o644
+    stale = tmp_path / ".value.pt.1a2b3c4d.tmp"  # left by a writer killed mid-write
+    stale.write_bytes(b"half")
+    remove_stale_temporaries(tmp_path / "value.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["value.pt"]
+
+
+class _Trap:
+    """A pickle whose loading creates ``marker``: what a crafted checkpoint could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (eval, (f"open({self.marker!r}, 'w').close() or {{'net': {{}}}}",))
+
+
+@pytest.mark.parametrize("content, message", [
+    ("trap", "a file holding other Python objects (a pickle) is never loaded"),
+    (b"garbage", "damaged or not an s4learn checkpoint"),
+    ({"epoch": 1}, "is not an s4learn checkpoint (a dict with its format"),
+])
+def test_files_that_are_not_checkpoints_are_refused(tmp_path, content, message):
+    path, marker = tmp_path / "last.pt", tmp_path / "marker"
+    if content == "trap":
+        path.write_bytes(pickle.dumps(_Trap(marker)))
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_a_checkpoint_of_another_architecture_is_an_error(tmp_path):
+    X, y = make_data()
+    last = tmp_path / "last.pt"
+    make_classifier([("checkpoint", EpochCheckpoint(last))]).set_params(max_epochs=1).fit(X, y)
+    wider = make_classifier(None).set_params(d_model=16)
+    with pytest.raises(ValueError, match="the checkpoint does not fit this estimator"):
+        wider.resume_fit(X, y, load_checkpoint(last))

@@ -4,6 +4,7 @@ import argparse
 import inspect
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -17,12 +18,13 @@ import pytest
 import torch
 
 import s4learn
-from s4learn import S4Classifier, S4Regressor
+from s4learn import S4Classifier, S4Regressor, load_model
 from s4learn.checkpoints import EpochCheckpoint, load_checkpoint
 from s4learn.cli import build_parser, main
 from s4learn.cli.arguments import (ESTIMATOR_FLAGS, NOT_FLAGS, auto_or, estimator_settings,
                                    parameter_descriptions, positive_float, positive_int)
 from s4learn.cli.errors import UsageError
+from s4learn.cli.training import _finetune_method
 from s4learn.datasets import load_digits_images, load_ucr
 from s4learn.peft import AdaptedS4DKernel, LoRALinear, SDLoRA
 from test_datasets import write_mnist
@@ -76,7 +78,7 @@ def test_classification_with_string_labels(tmp_path, table, capsys):
     source = pd.read_csv(table)
     test = results["test"]
     assert (source.loc[test["row_id"], "label"].to_numpy() == test["y_true"]).all()
-    assert (tmp_path / "s4learn_checkpoints" / "s4model_best.joblib").is_file()
+    assert (tmp_path / "s4learn_checkpoints" / "s4model_best.pt").is_file()
 
 
 def test_predict_equals_the_saved_model(tmp_path, table, capsys):
@@ -85,7 +87,7 @@ def test_predict_equals_the_saved_model(tmp_path, table, capsys):
     assert run(tmp_path, "predict", "--dataset", table) == 0
     assert "s4model_predictions.csv" in capsys.readouterr().out
     predictions = pd.read_csv(tmp_path / "s4learn_runs" / "s4model_predictions.csv")
-    model = joblib.load(tmp_path / "s4learn_runs" / "s4model.joblib")
+    model = load_model(tmp_path / "s4learn_runs" / "s4model.safetensors")
     features = pd.read_csv(table)[["temp", "wind", "rain", "load"]]
     assert (predictions["y_pred"] == model.predict(features)).all()
     np.testing.assert_allclose(predictions[["proba_cold", "proba_warm"]],
@@ -106,7 +108,7 @@ def test_regression_with_windows_and_time_order(tmp_path, table, capsys):
     test = pd.read_parquet(runs / "windows_test_results.parquet")
     assert train["row_id"].tolist() == list(range(84))
     assert test["row_id"].tolist() == list(range(96, 120))
-    model = joblib.load(runs / "windows.joblib")
+    model = load_model(runs / "windows.safetensors")
     frame = pd.read_csv(table)[["temp", "rain"]]
     assert model.predict(frame).shape == (120,)
     assert run(tmp_path, "predict", "--dataset", table, "--modelname", "windows") == 0
@@ -123,7 +125,7 @@ def test_separate_files(tmp_path, table):
     metrics = json.loads((tmp_path / "s4learn_runs" / "s4model_metrics.json").read_text())
     assert set(metrics) == {"task", "n_epochs", "n_params", "n_trainable_params", "train",
                             "test"}
-    model = joblib.load(tmp_path / "s4learn_runs" / "s4model.joblib")
+    model = load_model(tmp_path / "s4learn_runs" / "s4model.safetensors")
     assert metrics["n_params"] == metrics["n_trainable_params"] == model.n_params_
     assert model.n_params_ == sum(p.numel() for p in model.net_.module_.parameters())
 
@@ -148,7 +150,7 @@ BAD_TRAIN_INPUTS = [
      "--class_weight does not apply to S4Regressor"),
     (["--dependent_variable", "label", "--independent_variables", "temp", "--patience", "2",
       "--validation_fraction", "1.5"],
-     "cannot train: validation_fraction must be in (0, 1), got 1.5"),
+     "--validation_fraction: validation_fraction must be a float in (0, 1), got 1.5"),
 ]
 
 
@@ -170,7 +172,7 @@ def test_bad_train_input(tmp_path, table, capsys, arguments, message):
 def test_existing_outputs_are_kept(tmp_path, table, capsys):
     arguments = ["train", "--dataset", table, "--dependent_variable", "label", *TINY]
     assert run(tmp_path, *arguments) == 0
-    model = tmp_path / "s4learn_runs" / "s4model.joblib"
+    model = tmp_path / "s4learn_runs" / "s4model.safetensors"
     written = model.stat().st_mtime_ns
     assert run(tmp_path, *arguments) == 2
     assert "pass --overwrite" in capsys.readouterr().err
@@ -179,7 +181,7 @@ def test_existing_outputs_are_kept(tmp_path, table, capsys):
 
 
 @pytest.mark.parametrize("content, message", [(None, "not found"),
-                                              (b"garbage", "damaged")])
+                                              (b"garbage", "is not an s4learn model file")])
 def test_bad_model_file(tmp_path, table, capsys, content, message):
     model = tmp_path / "model.joblib"
     if content is not None:
@@ -197,7 +199,7 @@ def test_kill_and_resume(tmp_path, table):
                "rain", "--epochs", str(epochs), "--d_model", "8", "--n_layers", "1",
                "--d_state", "8", "--batch_size", "8", "--min_steps", "0", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    last = tmp_path / "s4learn_checkpoints" / "s4model_last.joblib"
+    last = tmp_path / "s4learn_checkpoints" / "s4model_last.pt"
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not last.exists() and process.poll() is None and time.monotonic() < deadline:
@@ -212,25 +214,25 @@ def test_kill_and_resume(tmp_path, table):
     assert resumed.returncode == 0, resumed.stderr
     metrics = json.loads((tmp_path / "s4learn_runs" / "s4model_metrics.json").read_text())
     assert metrics["n_epochs"] == epochs
-    best = load_checkpoint(tmp_path / "s4learn_checkpoints" / "s4model_best.joblib")
-    assert 1 <= best["epoch"] <= epochs and len(best["net"].history) == best["epoch"]
+    best = load_checkpoint(tmp_path / "s4learn_checkpoints" / "s4model_best.pt")
+    assert 1 <= best["epoch"] <= epochs and len(best["net"]["history"]) == best["epoch"]
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, table, capsys):
     arguments = ["train", "--dataset", table, "--dependent_variable", "label", *TINY]
     assert run(tmp_path, *arguments, "--quiet") == 0
-    model = tmp_path / "s4learn_runs" / "s4model.joblib"
+    model = tmp_path / "s4learn_runs" / "s4model.safetensors"
     saved = model.read_bytes()
     capsys.readouterr()
     changed = [*arguments, "--lr", "0.5", "--seed", "3", "--resume", "--overwrite"]
     assert run(tmp_path, *changed) == 2
     err = capsys.readouterr().err
-    assert err.startswith("s4learn: error: --resume: s4learn_checkpoints/s4model_last.joblib "
+    assert err.startswith("s4learn: error: --resume: s4learn_checkpoints/s4model_last.pt "
                           "was written by a run with --lr 0.01 (now 0.5), --seed 0 (now 3);")
     assert model.read_bytes() == saved
     # --quiet, --overwrite and --device do not change the result: resuming is allowed
     assert run(tmp_path, *arguments, "--device", "cpu", "--resume", "--overwrite") == 0
-    assert "Resuming from s4learn_checkpoints/s4model_last.joblib after epoch 2" in \
+    assert "Resuming from s4learn_checkpoints/s4model_last.pt after epoch 2" in \
         capsys.readouterr().out
 
 
@@ -242,7 +244,7 @@ def pretrained(tmp_path_factory):
     table = write_table(folder)
     assert run(folder, "train", "--dataset", table, "--dependent_variable", "label",
                "--modelname", "base", "--quiet", *TINY) == 0
-    return table, folder / "s4learn_runs" / "base.joblib"
+    return table, folder / "s4learn_runs" / "base.safetensors"
 
 
 def finetune_arguments(table, base, *settings):
@@ -272,16 +274,17 @@ def test_finetune_sdlora_counts_merges_and_predicts(tmp_path, pretrained, capsys
     kernel = H + 2 * 1 + 2 * 1 + 2 * 1 * 2
     expected = encoder + kernel + H + output_linear + (H * 2 + 2)
     assert expected == 108 and metrics["n_trainable_params"] == expected
-    base = joblib.load(base_path)
+    base = load_model(base_path)
     assert metrics["n_params"] == sum(p.numel() for p in base.net_.module_.parameters())
     assert metrics["n_params"] == 338 and metrics["n_trainable_params"] < metrics["n_params"]
     assert metrics["finetune"] == "sdlora" and metrics["pretrained"] == str(base_path)
     assert "trainable parameters: 108 of 338 (32.0%)" in out
-    tuned = joblib.load(runs / "tuned.joblib")
+    tuned = load_model(runs / "tuned.safetensors")
     # only the settings given reach the method; "2" is parsed as the count 2
-    assert tuned.finetune.get_params() == {**SDLoRA().get_params(),
-                                           "updatable_channels_dim": 2, "lora_rank": 2}
-    assert type(tuned.finetune.updatable_channels_dim) is int
+    method = _finetune_method(build_parser().parse_args([str(a) for a in arguments]))
+    assert method.get_params() == {**SDLoRA().get_params(), "updatable_channels_dim": 2,
+                                   "lora_rank": 2}
+    assert type(method.updatable_channels_dim) is int
     assert tuned.pretrained == str(base_path)
     assert not has_adapters(tuned)  # merged before saving
     network, base_network = tuned.net_.module_, base.net_.module_
@@ -300,10 +303,10 @@ def test_finetune_a_windowed_model(tmp_path, table):
     data = ["--dataset", table, "--dependent_variable", "load", "--independent_variables",
             "temp", "rain", "--window", "3", "--quiet"]
     assert run(tmp_path, "train", *data, "--modelname", "base", *TINY) == 0
-    base_path = tmp_path / "s4learn_runs" / "base.joblib"
+    base_path = tmp_path / "s4learn_runs" / "base.safetensors"
     assert run(tmp_path, "train", *data, "--modelname", "tuned", "--pretrained", base_path,
                "--finetune", "lora", "--lora_rank", "1", "--epochs", "2") == 0
-    tuned = joblib.load(tmp_path / "s4learn_runs" / "tuned.joblib")
+    tuned = load_model(tmp_path / "s4learn_runs" / "tuned.safetensors")
     assert tuned[-1].pretrained == str(base_path) and not has_adapters(tuned[-1])
     # LoRA with rank 1 on encoder (2 -> 8) and output projection (8 -> 16), and the head
     assert tuned[-1].n_trainable_params_ == (2 + 8) + (8 + 16) + (8 + 1)
@@ -379,8 +382,8 @@ def test_bad_finetune_values_are_errors(tmp_path, pretrained, capsys, settings, 
 
 @pytest.mark.parametrize("content, message", [
     (None, "pretrained model file missing.joblib not found"),
-    (b"garbage", "cannot read pretrained model file"),
-    ({"net": None}, "missing.joblib is not a model saved by 's4learn train'"),
+    (b"garbage", "missing.joblib is not an s4learn model file"),
+    ({"net": None}, "missing.joblib is not an s4learn model file"),
 ])
 def test_bad_pretrained_file(tmp_path, table, capsys, content, message):
     if isinstance(content, bytes):
@@ -416,14 +419,14 @@ def test_resumed_finetuning_equals_uninterrupted(tmp_path, pretrained, monkeypat
         run(tmp_path, *arguments, "--modelname", "cut")
     monkeypatch.undo()
     runs = tmp_path / "s4learn_runs"
-    assert load_checkpoint(tmp_path / "s4learn_checkpoints" / "cut_last.joblib")["epoch"] == 2
-    assert not (runs / "cut.joblib").exists()
+    assert load_checkpoint(tmp_path / "s4learn_checkpoints" / "cut_last.pt")["epoch"] == 2
+    assert not (runs / "cut.safetensors").exists()
     assert run(tmp_path, *arguments, "--modelname", "cut", "--resume") == 0
     whole, cut = (json.loads((runs / f"{name}_metrics.json").read_text())
                   for name in ("whole", "cut"))
     assert cut["n_epochs"] == 3
     assert cut == whole  # parameter counts and scores included
-    whole, cut = (joblib.load(runs / f"{name}.joblib") for name in ("whole", "cut"))
+    whole, cut = (load_model(runs / f"{name}.safetensors") for name in ("whole", "cut"))
     assert not has_adapters(cut)
     assert cut.n_trainable_params_ == whole.n_trainable_params_ == 108
     features = pd.read_csv(table)[["temp", "wind", "rain", "load"]]
@@ -508,11 +511,14 @@ def test_auto_or_number_parsing():
         assert str(error.value) == message
 
 
-def test_bad_flag_value_is_a_parser_error(tmp_path, capsys):
+def test_flag_values_are_typed_by_the_parser_and_ranged_by_the_estimator(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run(tmp_path, "train", "--epochs", "0")
+        run(tmp_path, "train", "--epochs", "many")
     assert exit_info.value.code == 2
-    assert "argument --epochs: expected a positive int, got '0'" in capsys.readouterr().err
+    assert "argument --epochs: expected an int, got 'many'" in capsys.readouterr().err
+    assert run(tmp_path, "train", "--epochs", "0") == 2
+    assert capsys.readouterr().err == ("s4learn: error: --epochs: max_epochs must be a "
+                                       "positive int, got 0\n")
 
 
 def test_version(capsys):
@@ -557,7 +563,7 @@ def test_window_splits_by_time(tmp_path, table, capsys):
 def digits_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("digits")
     assert run(folder, "train", "--dataset", "digits", "--quiet", *TINY) == 0
-    return folder, joblib.load(folder / "s4learn_runs" / "s4model.joblib")
+    return folder, load_model(folder / "s4learn_runs" / "s4model.safetensors")
 
 
 def predictions(folder, name="s4model"):
@@ -575,11 +581,11 @@ def test_predict_digits_by_name_array_and_pixel_table(digits_model, capsys):
     assert (named["y_pred"] == model.predict(images)).all()
     np.testing.assert_allclose(named[[f"proba_{k}" for k in range(10)]], expected)
     np.save(folder / "digits_new.npy", images[:50])
-    np.save(folder / "digits_scaled.npy", images[:50] / np.float32(255))
+    np.save(folder / "digits_float.npy", images[:50].astype(np.float32))
     table = pd.DataFrame(images.reshape(1797, 64)[:50],
                          columns=[f"pixel{k}" for k in range(64)])
     table.to_csv(folder / "digits_new.csv", index=False)
-    for source in ("digits_new.npy", "digits_scaled.npy", "digits_new.csv"):
+    for source in ("digits_new.npy", "digits_float.npy", "digits_new.csv"):
         assert run(folder, "predict", "--dataset", source, "--overwrite") == 0, source
         result = predictions(folder)
         assert "y_true" not in result
@@ -594,6 +600,8 @@ def test_predict_digits_by_name_array_and_pixel_table(digits_model, capsys):
     ("wide.npy", "the model reads samples of shape (8, 8); got 3 samples of shape (8, 9)"),
     ("bright.csv", "the model reads images, as pixel values from 0 to 255 (whole "
                    "numbers); got values from 0.0 to 300.0"),
+    ("scaled.npy", "the model reads images, as pixel values from 0 to 255 (whole numbers); "
+                   "got values from 0.0 to 0.5"),
     ("missing.npy", "missing.npy: no such file"),
     ("mnsit", "unknown dataset 'mnsit'"),
 ])
@@ -604,6 +612,9 @@ def test_predict_data_that_do_not_fit_the_model(digits_model, capsys, source, me
     bright = np.zeros((3, 64))
     bright[0, :2] = 0.5, 300
     pd.DataFrame(bright).to_csv(folder / "bright.csv", index=False)
+    scaled = np.full((3, 8, 8), 0.5)  # pixels scaled to [0, 1]: refused, not misread
+    scaled[0, 0, 0] = 0.0
+    np.save(folder / "scaled.npy", scaled)
     assert run(folder, "predict", "--dataset", source, "--modelname", "s4model",
                "--overwrite") == 2
     err = capsys.readouterr().err
@@ -614,7 +625,7 @@ def test_predict_mnist_test_set(tmp_path):
     arrays = write_mnist(tmp_path / "data", compress=False, n_train=10, n_test=4)
     assert run(tmp_path, "train", "--dataset", "mnist", "--quiet", *TINY) == 0
     assert run(tmp_path, "predict", "--dataset", "mnist") == 0
-    model = joblib.load(tmp_path / "s4learn_runs" / "s4model.joblib")
+    model = load_model(tmp_path / "s4learn_runs" / "s4model.safetensors")
     images, labels = arrays["t10k"]
     result = predictions(tmp_path)
     assert (result["y_true"] == labels).all()
@@ -634,7 +645,7 @@ def test_train_and_predict_ucr_dataset(tmp_path, capsys):
     assert metrics["task"] == "classification" and set(metrics["test"]) == {"accuracy",
                                                                              "f1_macro"}
     assert run(tmp_path, "predict", "--dataset", "ucr:ItalyPowerDemand") == 0
-    model = joblib.load(runs / "s4model.joblib")
+    model = load_model(runs / "s4model.safetensors")
     X_test, y_test = load_ucr("ItalyPowerDemand", split="test")
     result = predictions(tmp_path)
     assert (result["y_true"].astype(str) == y_test).all()
@@ -648,3 +659,200 @@ def test_ucr_without_aeon_names_the_extra(tmp_path, capsys, monkeypatch):
     assert err == ('s4learn: error: ucr:GunPoint: load_ucr needs aeon: pip install '
                    '"s4learn[timeseries]"\n')
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------- bad input: exit 2, no file left
+def _one_class(tmp_path, table):
+    frame = pd.read_csv(table)
+    frame["label"] = "warm"
+    frame.to_csv(table, index=False)
+
+
+def _separate_validation_file(tmp_path, table):
+    frame = pd.read_csv(table)
+    frame[:90].to_csv(tmp_path / "train.csv", index=False)
+    frame = frame[90:].copy()
+    frame.loc[frame.index[0], "label"] = "foggy"
+    frame.to_csv(tmp_path / "val.csv", index=False)
+
+
+def _feature_value(value):
+    def setup(tmp_path, table):
+        frame = pd.read_csv(table)
+        frame.loc[5, "temp"] = value
+        frame.to_csv(table, index=False)
+    return setup
+
+
+def _checkpoint_without_net(tmp_path, table):
+    (tmp_path / "s4learn_checkpoints").mkdir()
+    torch.save({"epoch": 1, "settings": None}, tmp_path / "s4learn_checkpoints" /
+               "s4model_last.pt")
+
+
+def _blocking_file(tmp_path, table):
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+
+
+def _read_only_folder(tmp_path, table):
+    if os.geteuid() == 0:
+        pytest.skip("root writes in read-only folders")
+    (tmp_path / "locked").mkdir(mode=0o555)
+
+
+def _no_setup(tmp_path, table):
+    pass
+
+
+LABEL = ["--dependent_variable", "label"]
+BAD_INPUTS = [  # command, arguments, setup, message
+    ("train", [*LABEL, "--batch_size", "0"], _no_setup,
+     "--batch_size: batch_size must be a positive int or 'auto', got 0"),
+    ("train", [*LABEL, "--d_model", "0"], _no_setup,
+     "--d_model: d_model must be a positive int, got 0"),
+    ("train", [*LABEL, "--d_state", "7"], _no_setup,
+     "--d_state: d_state must be an even int >= 2 (N/2 complex modes), got 7"),
+    ("train", [*LABEL, "--dropout", "1.5"], _no_setup,
+     "--dropout: dropout must be a float in [0, 1), got 1.5"),
+    ("train", [*LABEL, "--lr", "-1"], _no_setup, "--lr: lr must be a positive float, got -1.0"),
+    ("train", [*LABEL, "--patience", "0"], _no_setup,
+     "--patience: patience must be a positive int or None, got 0"),
+    ("train", [*LABEL, "--device", "cuda:7"], _no_setup,
+     "--device: device 'cuda:7' is not available"),
+    ("train", [*LABEL, "--num_workers", "-1"], _no_setup,
+     "--num_workers: num_workers must be an int >= 0, got -1"),
+    ("train", LABEL, _one_class, "needs at least 2 classes in y; got one class: 'warm'"),
+    ("train", ["--trainset", "train.csv", "--valset", "val.csv", *LABEL],
+     _separate_validation_file,
+     "validation_data: y contains labels not in the training targets: ['foggy']"),
+    ("train", LABEL, _feature_value(np.inf), "feature column 'temp' has 1 value(s) too "
+                                             "large for float32"),
+    ("train", LABEL, _feature_value(1e300), "feature column 'temp' has 1 value(s) too "
+                                            "large for float32"),
+    ("predict", [], _feature_value(np.inf), "feature column 'temp' has 1 value(s) too "
+                                            "large for float32"),
+    ("predict", [], _feature_value(1e300), "feature column 'temp' has 1 value(s) too large "
+                                           "for float32 (e.g. 1e+300 in row 5)"),
+    ("train", [*LABEL, "--trainvaltestsplit", "0.004", "0.5", "0.496"], _no_setup,
+     "--trainvaltestsplit 0.004 0.5 0.496 leaves no rows for training"),
+    ("train", [*LABEL, "--resume"], _checkpoint_without_net,
+     "is not an s4learn checkpoint (a dict with its format and the net's state"),
+    ("train", [*LABEL, "--output_dir", "blocker/runs"], _blocking_file,
+     "--output_dir blocker/runs: blocker is a file, not a folder"),
+    ("train", [*LABEL, "--checkpoint_dir", "blocker/checkpoints"], _blocking_file,
+     "--checkpoint_dir blocker/checkpoints: blocker is a file, not a folder"),
+    ("train", [*LABEL, "--output_dir", "locked/runs"], _read_only_folder,
+     "--output_dir locked/runs: cannot write in locked (permission denied)"),
+]
+
+
+@pytest.mark.parametrize("command, arguments, setup, message", BAD_INPUTS,
+                         ids=[f"{case[0]}-{i}" for i, case in enumerate(BAD_INPUTS)])
+def test_bad_input_exits_2_with_one_line_and_no_file(tmp_path, table, pretrained, capsys,
+                                                     command, arguments, setup, message):
+    setup(tmp_path, table)
+    if command == "predict":
+        arguments = ["--model", pretrained[1], *arguments]
+    if "--trainset" not in arguments:
+        arguments = ["--dataset", table, *arguments]
+    before = set(tmp_path.rglob("*"))
+    tiny = TINY if command == "train" else []  # first: the flags of the case win
+    assert run(tmp_path, command, *tiny, *arguments) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("s4learn: error: ") and len(err.strip().splitlines()) == 1, err
+    assert message in err and "Traceback" not in err
+    assert set(tmp_path.rglob("*")) == before
+
+
+# ------------------------------------------------------------- pickles, resume, files
+class _Trap:
+    """A pickle whose loading creates ``marker`` and then returns a real model."""
+
+    def __init__(self, marker, model):
+        self.marker, self.model = str(marker), pickle.dumps(model)
+
+    def __reduce__(self):
+        code = f"open({self.marker!r}, 'w').close() or __import__('pickle').loads({self.model!r})"
+        return (eval, (code,))
+
+
+@pytest.fixture
+def trap(tmp_path, pretrained):
+    marker = tmp_path / "marker"
+    joblib.dump(_Trap(marker, load_model(pretrained[1])), tmp_path / "trap.joblib")
+    return tmp_path / "trap.joblib", marker
+
+
+def test_predict_reads_a_pickle_only_with_allow_pickle(tmp_path, table, trap, capsys):
+    path, marker = trap
+    assert run(tmp_path, "predict", "--model", path, "--dataset", table) == 2
+    assert "pass --allow_pickle" in capsys.readouterr().err and not marker.exists()
+    assert run(tmp_path, "predict", "--model", path, "--dataset", table,
+               "--allow_pickle") == 0
+    assert marker.exists()
+
+
+def test_pretrained_reads_a_pickle_only_with_allow_pickle(tmp_path, table, trap, capsys):
+    path, marker = trap
+    arguments = ["train", "--dataset", table, *LABEL, "--pretrained", path, "--quiet",
+                 "--epochs", "1", "--min_steps", "0"]
+    assert run(tmp_path, *arguments) == 2
+    assert "pass --allow_pickle" in capsys.readouterr().err and not marker.exists()
+    assert run(tmp_path, *arguments, "--allow_pickle") == 0
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("allow_pickle", [[], ["--allow_pickle"]])
+def test_a_pickled_checkpoint_is_never_loaded(tmp_path, table, trap, capsys, allow_pickle):
+    path, marker = trap
+    (tmp_path / "s4learn_checkpoints").mkdir()
+    path.rename(tmp_path / "s4learn_checkpoints" / "s4model_last.pt")
+    assert run(tmp_path, "train", "--dataset", table, *LABEL, "--resume", *allow_pickle,
+               *TINY) == 2
+    assert "is damaged or not an s4learn checkpoint" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_resume_is_refused_when_the_data_file_changed(tmp_path, table, capsys):
+    arguments = ["train", "--dataset", table, *LABEL, "--quiet", *TINY]
+    assert run(tmp_path, *arguments) == 0
+    frame = pd.read_csv(table)
+    frame.loc[3, "temp"] += 1
+    frame.to_csv(table, index=False)
+    capsys.readouterr()
+    assert run(tmp_path, *arguments, "--resume") == 2
+    assert (f"--resume: the data file {table} changed (size or content) since "
+            f"s4learn_checkpoints/s4model_last.pt was written") in capsys.readouterr().err
+
+
+def test_a_kill_while_outputs_are_written_does_not_block_resume(tmp_path, table, monkeypatch):
+    arguments = ["train", "--dataset", table, *LABEL, "--quiet", *TINY]
+
+    def killed(*args, **kwargs):
+        raise Interrupted
+
+    monkeypatch.setattr("s4learn.cli.training.save_model", killed)
+    with pytest.raises(Interrupted):
+        run(tmp_path, *arguments)
+    monkeypatch.undo()
+    runs = tmp_path / "s4learn_runs"
+    assert (runs / "s4model_test_results.csv").exists()
+    assert not (runs / "s4model.safetensors").exists()
+    assert run(tmp_path, *arguments, "--resume") == 0
+    assert (runs / "s4model.safetensors").exists()
+
+
+def test_model_files_are_readable_by_others_and_stale_temporaries_go(tmp_path, table):
+    runs = tmp_path / "s4learn_runs"
+    runs.mkdir()
+    stale = runs / ".s4model.safetensors.0badc0de.tmp"  # left by a killed run
+    stale.write_bytes(b"half a model")
+    old_umask = os.umask(0o022)
+    try:
+        assert run(tmp_path, "train", "--dataset", table, *LABEL, "--quiet", *TINY) == 0
+    finally:
+        os.umask(old_umask)
+    assert not stale.exists()
+    for path in (runs / "s4model.safetensors",
+                 tmp_path / "s4learn_checkpoints" / "s4model_last.pt"):
+        assert path.stat().st_mode & 0o777 == 0o644, path

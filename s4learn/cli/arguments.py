@@ -4,7 +4,10 @@ The flags that set estimator parameters come from one table, :data:`ESTIMATOR_FL
 each row names a constructor parameter of :class:`~s4learn.S4Classifier` and how to
 parse the flag's text; the flag's default and help text are read from the estimator
 (its signature and its numpydoc docstring), and :func:`estimator_settings` builds the
-estimator's keyword arguments from the same rows.
+estimator's keyword arguments from the same rows. A row's parse function reads only the
+type (an int, a number); the values each parameter accepts are checked by the estimator's
+own table (:mod:`s4learn.parameters`), through :func:`check_estimator_flags`, so the
+command and the Python API accept and refuse the same values with the same words.
 """
 
 import argparse
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 
 from .. import __version__
 from ..estimators import S4Classifier
+from ..parameters import InvalidParameterError, check_parameters
 from ..peft import LoRA, SDLoRA
 from .errors import UsageError
 
@@ -30,6 +34,16 @@ ARCHITECTURE_OPTIONS = ("n_layers", "d_model", "d_state", "prenorm", "bidirectio
 
 
 # ------------------------------------------------------------------- parse functions
+def integer(text):
+    """An int (its range is the estimator's to check)."""
+    return _number(text, int, "an int")
+
+
+def number(text):
+    """A float (its range is the estimator's to check)."""
+    return _number(text, float, "a number")
+
+
 def positive_int(text):
     """An int >= 1."""
     value = _number(text, int, "an int")
@@ -148,23 +162,26 @@ class EstimatorFlag:
 
 
 ESTIMATOR_FLAGS = (
-    EstimatorFlag("d_model", positive_int),
-    EstimatorFlag("n_layers", positive_int),
-    EstimatorFlag("d_state", positive_int),
-    EstimatorFlag("dropout", float),
+    EstimatorFlag("d_model", integer),
+    EstimatorFlag("n_layers", integer),
+    EstimatorFlag("d_state", integer),
+    EstimatorFlag("dropout", number),
     EstimatorFlag("prenorm", SWITCH),
     EstimatorFlag("bidirectional", SWITCH),
     EstimatorFlag("init", str),
     EstimatorFlag("pool", str),
-    EstimatorFlag("dt_min", auto_or(positive_float)),
-    EstimatorFlag("dt_max", auto_or(positive_float)),
-    EstimatorFlag("lr", positive_float),
-    EstimatorFlag("weight_decay", float),
-    EstimatorFlag("batch_size", auto_or(positive_int)),
-    EstimatorFlag("max_epochs", positive_int, flag="epochs"),
-    EstimatorFlag("min_steps", non_negative_int),
-    EstimatorFlag("patience", positive_int),
-    EstimatorFlag("validation_fraction", float,
+    EstimatorFlag("dt_min", auto_or(number)),
+    EstimatorFlag("dt_max", auto_or(number)),
+    EstimatorFlag("lr", number),
+    EstimatorFlag("weight_decay", number),
+    EstimatorFlag("batch_size", auto_or(integer)),
+    EstimatorFlag("predict_batch_size", integer,
+                  note="Saved with the model: 's4learn predict' reads the data in batches "
+                       "of this size."),
+    EstimatorFlag("max_epochs", integer, flag="epochs"),
+    EstimatorFlag("min_steps", integer),
+    EstimatorFlag("patience", integer),
+    EstimatorFlag("validation_fraction", number,
                   note="Used only when the data have no validation split."),
     EstimatorFlag("class_weight", balanced_or_none,
                   note="Classification only; 'none' weighs the classes equally."),
@@ -174,7 +191,7 @@ ESTIMATOR_FLAGS = (
     EstimatorFlag("sequence_layout", str),
     EstimatorFlag("scaling", str),
     EstimatorFlag("missing", str),
-    EstimatorFlag("num_workers", non_negative_int),
+    EstimatorFlag("num_workers", integer),
     EstimatorFlag("device", str),
     # a fixed seed by default: the random split and a resumed run must repeat
     EstimatorFlag("random_state", int, flag="seed", default=0,
@@ -207,6 +224,21 @@ def estimator_settings(args, estimator_class):
         elif value != row.default_value:
             raise UsageError(f"--{row.dest} does not apply to {estimator_class.__name__}")
     return settings
+
+
+def check_estimator_flags(args):
+    """UsageError naming the flag whose value the estimator does not accept.
+
+    Checked before any data are read or any file is written, with the estimator's own
+    rules (:func:`s4learn.parameters.check_parameters`).
+    """
+    settings = estimator_settings(args, S4Classifier)
+    try:
+        check_parameters(S4Classifier(**settings))
+    except InvalidParameterError as error:
+        flags = {row.parameter: row.dest for row in ESTIMATOR_FLAGS}
+        raise UsageError(f"--{flags.get(error.parameter, error.parameter)}: {error}") \
+            from None
 
 
 def parameter_descriptions(estimator_class):
@@ -318,7 +350,9 @@ def _add_train_arguments(parser):
     output.add_argument("--checkpoint_dir", default="s4learn_checkpoints",
                         help="folder of the last and best checkpoints")
     output.add_argument("--resume", action="store_true",
-                        help="continue from the last checkpoint of --modelname")
+                        help="continue from the last checkpoint of --modelname (refused when "
+                             "the options or the data files changed); its existing outputs "
+                             "are replaced")
     output.add_argument("--quiet", action="store_true", help="print only the metrics")
 
 
@@ -329,8 +363,18 @@ def _add_data_source_arguments(group):
                        help="download MNIST / CIFAR-10 into --data_root when missing")
 
 
+ALLOW_PICKLE_HELP = (
+    "also read {what} saved as joblib/pickle files (by older versions or by hand). "
+    "Loading a pickle runs whatever code the file names, so a crafted file can do "
+    "anything you can: give this only for files you trust. Without it only .safetensors "
+    "model files are read, which hold data and no code")
+
+
 def _add_predict_arguments(parser):
-    parser.add_argument("--model", help="model file (default: OUTPUT_DIR/MODELNAME.joblib)")
+    parser.add_argument("--model",
+                        help="model file (default: OUTPUT_DIR/MODELNAME.safetensors)")
+    parser.add_argument("--allow_pickle", action="store_true",
+                        help=ALLOW_PICKLE_HELP.format(what="a --model"))
     parser.add_argument("--dataset", required=True,
                         help="a .csv/.parquet table, a .npy array of samples, or a data set "
                              "name as for train (digits: every image; mnist, cifar10, "
@@ -358,7 +402,11 @@ def _add_output_arguments(parser):
 def _add_finetune_arguments(group):
     lora, sdlora = LoRA(), SDLoRA()
     group.add_argument("--pretrained", metavar="MODEL",
-                       help="model file (NAME.joblib) written by 's4learn train' to start from")
+                       help="model file (NAME.safetensors) written by 's4learn train' to "
+                            "start from")
+    group.add_argument("--allow_pickle", action="store_true",
+                       help=ALLOW_PICKLE_HELP.format(what="a --pretrained model") +
+                       "; checkpoints (--resume) are never read as pickles")
     group.add_argument("--finetune", choices=("full", "lora", "sdlora"),
                        help="full: train every parameter (default with --pretrained); "
                             "lora: LoRA adapters; sdlora: selective dimension tuning of "

@@ -153,8 +153,12 @@ def check_columns(frame, names, option):
             raise UsageError(f"{option}: no column {name!r} in the data{hint}")
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def checked_features(X):
-    """The feature columns as float32; UsageError on a non-numeric or incomplete column."""
+    """The feature columns as float32; UsageError on a non-numeric or incomplete column,
+    or on a value that float32 cannot hold (infinite, or beyond about 3.4e38)."""
     for name, column in X.items():
         if not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
             raise UsageError(
@@ -164,6 +168,13 @@ def checked_features(X):
         if column.isna().any():
             raise UsageError(f"feature column {name!r} has {int(column.isna().sum())} "
                              f"missing value(s); drop or fill them first")
+        too_large = np.abs(column.to_numpy(dtype=np.float64)) > FLOAT32_MAX
+        if too_large.any():
+            row = X.index[too_large][0]
+            raise UsageError(f"feature column {name!r} has {int(too_large.sum())} value(s) "
+                             f"too large for float32 (e.g. {float(column[row]):g} in row "
+                             f"{row!r}), the precision s4learn computes in; rescale or drop "
+                             f"them")
     return X.astype(np.float32)
 
 

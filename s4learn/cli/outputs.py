@@ -3,13 +3,14 @@
 import json
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import is_classifier
 from sklearn.metrics import (accuracy_score, f1_score, mean_absolute_error,
                              mean_squared_error, r2_score)
 
+from ..checkpoints import load_checkpoint
+from ..persistence import read_model_file, read_record
 from .errors import UsageError
 
 
@@ -74,24 +75,40 @@ def report(metrics, paths, args, counts):
     print(f"Model saved to {paths['model']}; metrics and results in {paths['model'].parent}")
 
 
-def load_saved(path, what):
+def load_saved(path, what, allow_pickle=False):
     """A model or checkpoint file written by ``s4learn train``, checked.
+
+    Model files are read with :func:`s4learn.persistence.read_model_file` (a pickle only
+    with ``allow_pickle``); checkpoints with :func:`s4learn.checkpoints.load_checkpoint`,
+    which never unpickles.
 
     Parameters
     ----------
     path : str or path
     what : {"model", "pretrained model", "checkpoint"}
         What the file should hold; named in the error messages.
+    allow_pickle : bool, default=False
+        Also read a model saved as a joblib/pickle file (``--allow_pickle``).
     """
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{what} file {path} not found")
+    if what == "checkpoint":
+        try:
+            return load_checkpoint(path)
+        except ValueError as error:
+            raise UsageError(f"--resume: {error}; start anew with --overwrite") from None
     try:
-        value = joblib.load(path)
+        is_model_file = read_record(path) is not None
+    except ValueError as error:  # a newer format
+        raise UsageError(str(error)) from None
+    if not (is_model_file or allow_pickle):
+        flag = "--allow_pickle"
+        raise UsageError(f"{path} is not an s4learn model file (.safetensors, as 's4learn "
+                         f"train' writes). If it is a joblib/pickle model from a source you "
+                         f"trust, pass {flag}: loading a pickle runs any code it names")
+    try:
+        return read_model_file(path, allow_pickle=allow_pickle)
     except Exception as error:  # unpickling a damaged file raises many error types
         raise UsageError(f"cannot read {what} file {path} ({type(error).__name__}); it is "
                          f"damaged or not an s4learn {what}") from None
-    expected = dict if what == "checkpoint" else object
-    if not isinstance(value, expected) or (what == "model" and not hasattr(value, "predict")):
-        raise UsageError(f"{path} is not an s4learn {what}")
-    return value

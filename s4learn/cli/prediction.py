@@ -22,15 +22,20 @@ PIXEL_RANGE = (0, 255)
 
 def predict(args):
     """The ``predict`` command: apply a saved model to new data and write the results."""
-    model_path = Path(args.model or Path(args.output_dir) / f"{args.modelname}.joblib")
+    model_path = Path(args.model or Path(args.output_dir) / f"{args.modelname}.safetensors")
     output = Path(args.output_dir) / f"{args.modelname}_predictions.{args.format}"
     if output.exists() and not args.overwrite:
         raise UsageError(f"{output} exists; pass --overwrite to replace it")
-    model = load_saved(model_path, "model")
+    model = load_saved(model_path, "model", allow_pickle=args.allow_pickle)
     if _sample_shape(model) is None:
         raise UsageError(f"{model_path} is not a model written by 's4learn train'")
     samples = _samples(model, args)
-    results = results_frame(model, samples.X, samples.row_id, samples.y, samples.features)
+    try:
+        results = results_frame(model, samples.X, samples.row_id, samples.y,
+                                samples.features)
+    except ValueError as error:  # data the model cannot read, or far outside its range
+        raise UsageError(f"cannot predict {args.dataset} with {model_path}: {error}") \
+            from None
     write_table(results, output)
     print(f"Predictions of {len(samples.row_id)} samples written to {output}")
     return 0
@@ -82,8 +87,8 @@ def _as_model_input(model, X, source, from_table):
     """``X`` checked against the model's sample shape, reshaped and typed as it was in fit.
 
     A row of a table is reshaped into one sample; a model trained on a table gets the
-    columns named as in fit; a model that reads images gets ``uint8`` pixels (the CLI
-    trains on ``uint8`` images, which the estimator scales to [0, 1]).
+    columns named as in fit; a model that reads images gets ``uint8`` pixels, checked to
+    be whole numbers from 0 to 255 (the CLI trains on ``uint8`` images).
     """
     shape = _sample_shape(model)
     if from_table:
@@ -99,13 +104,13 @@ def _as_model_input(model, X, source, from_table):
     if names is not None:
         return pd.DataFrame(X, columns=names)
     if _reads_images(model):
-        return _as_pixels(X, source, from_table)
+        return _as_pixels(X, source)
     return X
 
 
-def _as_pixels(X, source, from_table):
-    """``uint8`` pixels; float arrays (not tables) are taken as already scaled to [0, 1]."""
-    if X.dtype == np.uint8 or (np.issubdtype(X.dtype, np.floating) and not from_table):
+def _as_pixels(X, source):
+    """``uint8`` pixels from pixel values 0..255 of any numeric dtype."""
+    if X.dtype == np.uint8:
         return X
     low, high = PIXEL_RANGE
     if not (np.all(np.mod(X, 1) == 0) and X.min() >= low and X.max() <= high):

@@ -1,15 +1,18 @@
 """``s4learn train``: load and split the data, fit, evaluate, save; checkpoints and resume."""
 
+import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from ..checkpoints import EpochCheckpoint, atomic_dump
+from ..checkpoints import EpochCheckpoint, remove_stale_temporaries
 from ..estimators import S4Classifier, S4Regressor
 from ..peft import LoRA, SDLoRA
+from ..persistence import save_model
 from ..preprocessing import SequenceWindows
-from .arguments import METHOD_SETTINGS, estimator_settings
+from .arguments import METHOD_SETTINGS, check_estimator_flags, estimator_settings
 from .data import IMAGE_DATASETS, SPLITS, check_dataset, load_splits
 from .errors import UsageError
 from .outputs import evaluate, load_saved, report, write_json, write_results
@@ -17,17 +20,24 @@ from .outputs import evaluate, load_saved, report, write_json, write_results
 FINETUNE_METHODS = {"lora": LoRA, "sdlora": SDLoRA}
 # options that may change when a run is resumed: they do not change its result
 SETTINGS_FREE_ON_RESUME = ("resume", "overwrite", "quiet", "device", "num_workers",
-                           "ignored_options", "tabulardata")
+                           "ignored_options", "tabulardata", "allow_pickle")
+DATA_FILE_OPTIONS = ("dataset", "trainset", "valset", "testset")
 
 
 def train(args):
     """The ``train`` command: load, split, fit, evaluate and save."""
     _check_train_arguments(args)
     paths = _train_paths(args)
+    _check_writable(args)
     _check_free(paths, args, resuming=args.resume)
+    for path in paths.values():
+        remove_stale_temporaries(path)
     checkpoint = _checkpoint_to_resume(paths["last"], args) if args.resume else None
-    pretrained = _load_pretrained(args.pretrained) if args.pretrained else None
+    pretrained = _load_pretrained(args) if args.pretrained else None
     splits, task = load_splits(args)
+    if "train" not in splits:
+        raise UsageError(f"--trainvaltestsplit {_format_setting(args.trainvaltestsplit)} "
+                         f"leaves no rows for training; raise the training share")
     estimator = _make_estimator(args, task, paths, pretrained)
     _fit(estimator, splits, args, checkpoint)
     n_trainable, n_params = estimator.n_trainable_params_, estimator.n_params_
@@ -48,12 +58,13 @@ def train(args):
         summary.update(pretrained=str(args.pretrained), finetune=args.finetune)
     summary.update(metrics)
     write_json(summary, paths["metrics"])
-    atomic_dump(model, paths["model"])
+    save_model(model, paths["model"])
     report(metrics, paths, args, (n_trainable, n_params))
     return 0
 
 
 def _check_train_arguments(args):
+    check_estimator_flags(args)
     ratios = args.trainvaltestsplit
     if any(ratio < 0 for ratio in ratios) or ratios[0] <= 0:
         raise UsageError(f"--trainvaltestsplit shares must be >= 0 with a positive "
@@ -84,19 +95,38 @@ def _split_windows_by_time(args):
 
 def _train_paths(args):
     output, name = Path(args.output_dir), args.modelname
-    paths = {"model": output / f"{name}.joblib", "metrics": output / f"{name}_metrics.json",
-             "last": Path(args.checkpoint_dir) / f"{name}_last.joblib",
-             "best": Path(args.checkpoint_dir) / f"{name}_best.joblib"}
+    paths = {"model": output / f"{name}.safetensors",
+             "metrics": output / f"{name}_metrics.json",
+             "last": Path(args.checkpoint_dir) / f"{name}_last.pt",
+             "best": Path(args.checkpoint_dir) / f"{name}_best.pt"}
     for split in SPLITS:
         paths[f"{split}_results"] = output / f"{name}_{split}_results.{args.format}"
     return paths
 
 
 def run_settings(args):
-    """The options of a ``train`` run that a resumed run must repeat, as plain values."""
-    return {name: str(value) if isinstance(value, Path) else value
-            for name, value in sorted(vars(args).items())
-            if name not in SETTINGS_FREE_ON_RESUME and not callable(value)}
+    """The options of a ``train`` run that a resumed run must repeat, as plain values,
+    with the size and content hash of its data files (``"data_files"``)."""
+    settings = {name: str(value) if isinstance(value, Path) else value
+                for name, value in sorted(vars(args).items())
+                if name not in SETTINGS_FREE_ON_RESUME and not callable(value)}
+    settings["data_files"] = data_fingerprints(args)
+    return settings
+
+
+def data_fingerprints(args):
+    """``{path: {"size", "sha256"}}`` of the data files the run reads."""
+    paths = [getattr(args, name, None) for name in DATA_FILE_OPTIONS]
+    return {str(path): _fingerprint(path) for path in paths
+            if path and Path(path).is_file()}
+
+
+def _fingerprint(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return {"size": os.path.getsize(path), "sha256": digest.hexdigest()}
 
 
 def _checkpoint_to_resume(path, args):
@@ -105,6 +135,7 @@ def _checkpoint_to_resume(path, args):
     saved = checkpoint.get("settings")
     if saved is not None:  # written by a run of this command
         current = run_settings(args)
+        _check_same_data(saved.get("data_files", {}), current.pop("data_files"), path)
         changed = [f"--{name} {_format_setting(saved.get(name))} "
                    f"(now {_format_setting(current[name])})"
                    for name in current if saved.get(name) != current[name]]
@@ -117,17 +148,43 @@ def _checkpoint_to_resume(path, args):
     return checkpoint
 
 
+def _check_same_data(saved, current, path):
+    for data_file, fingerprint in saved.items():
+        if current.get(data_file) != fingerprint:
+            what = "is gone" if data_file not in current else "changed (size or content)"
+            raise UsageError(f"--resume: the data file {data_file} {what} since {path} was "
+                             f"written; resume with the data the run started with, or start "
+                             f"anew with --overwrite")
+
+
 def _format_setting(value):
     return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
+def _check_writable(args):
+    """UsageError, before anything is read or trained, when an output folder cannot be
+    written. Nothing is created here: the nearest existing folder is checked."""
+    for option in ("output_dir", "checkpoint_dir"):
+        folder = Path(getattr(args, option))
+        existing = next(path for path in (folder, *folder.parents) if path.exists())
+        if not existing.is_dir():
+            raise UsageError(f"--{option} {folder}: {existing} is a file, not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UsageError(f"--{option} {folder}: cannot write in {existing} "
+                             f"(permission denied)")
+
+
 def _check_free(paths, args, resuming=False):
+    """UsageError when the run would replace files of another run.
+
+    A resumed run replaces the outputs of the run it resumes: a kill while they were
+    written must not block the resume.
+    """
     if resuming and not paths["last"].is_file():
         raise UsageError(f"--resume: no checkpoint {paths['last']} to resume from")
-    if args.overwrite:
+    if args.overwrite or resuming:
         return
-    names = [key for key in paths if not (resuming and key in ("last", "best"))]
-    existing = [str(paths[key]) for key in names if paths[key].exists()]
+    existing = [str(path) for path in paths.values() if path.exists()]
     if existing:
         hint = "; use --resume to continue it" if paths["last"].exists() else ""
         raise UsageError(f"{existing[0]} exists; pass --overwrite to replace it, or choose "
@@ -135,9 +192,10 @@ def _check_free(paths, args, resuming=False):
 
 
 # ---------------------------------------------------------------------------- fitting
-def _load_pretrained(path):
-    """The estimator saved in ``path`` by ``s4learn train`` (unwrapped from its Pipeline)."""
-    model = load_saved(path, "pretrained model")
+def _load_pretrained(args):
+    """The model saved in ``--pretrained`` by ``s4learn train`` and its estimator."""
+    path = args.pretrained
+    model = load_saved(path, "pretrained model", allow_pickle=args.allow_pickle)
     estimator = model[-1] if isinstance(model, Pipeline) else model
     if not (isinstance(estimator, (S4Classifier, S4Regressor)) and hasattr(estimator, "net_")):
         raise UsageError(f"--pretrained: {path} is not a model saved by 's4learn train'")

@@ -1,0 +1,128 @@
+"""Bad input to the estimators: parameters, values out of float32, divergence, pixels."""
+
+import inspect
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import make_pipeline
+
+from s4learn import S4Classifier, S4Regressor, load_model, save_model
+from s4learn.parameters import PARAMETER_RULES, InvalidParameterError
+from s4learn.preprocessing import SequenceWindows
+
+TINY = dict(d_model=8, n_layers=1, d_state=8, max_epochs=2, min_steps=0, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 12)
+    return X, (X[:, 0] > 0).astype(int)
+
+
+@pytest.fixture(scope="module")
+def classifier(data):
+    return S4Classifier(**TINY).fit(*data)
+
+
+def test_every_parameter_has_a_rule():
+    for estimator_class in (S4Classifier, S4Regressor):
+        assert set(inspect.signature(estimator_class).parameters) <= set(PARAMETER_RULES)
+
+
+@pytest.mark.parametrize("parameters, message", [
+    ({"lr": "a"}, "lr must be a positive float, got 'a'"),
+    ({"lr": float("nan")}, "lr must be a positive float, got nan"),
+    ({"bidirectional": "no"}, "bidirectional must be a bool, got 'no'"),
+    ({"d_state": 7}, "d_state must be an even int >= 2 (N/2 complex modes), got 7"),
+    ({"d_model": 8.0}, "d_model must be a positive int, got 8.0"),
+    ({"dropout": 1.5}, "dropout must be a float in [0, 1), got 1.5"),
+    ({"batch_size": 0}, "batch_size must be a positive int or 'auto', got 0"),
+    ({"predict_batch_size": 0}, "predict_batch_size must be a positive int, got 0"),
+    ({"patience": 0}, "patience must be a positive int or None, got 0"),
+    ({"init": "legS"}, "init must be one of ('lin', 'inv', 'legs'), got 'legS'"),
+    ({"weight_decay": -0.1}, "weight_decay must be a float >= 0, got -0.1"),
+    ({"num_workers": -1}, "num_workers must be an int >= 0, got -1"),
+    ({"class_weight": "even"}, "class_weight must be None, 'balanced' or a dict, got 'even'"),
+    ({"device": "gpu"}, "device must be 'auto' or a torch device such as 'cpu' or 'cuda:0', "
+                        "got 'gpu'"),
+    ({"device": "cuda:7"}, "device 'cuda:7' is not available"),
+])
+def test_bad_parameters_are_named(data, parameters, message):
+    with pytest.raises(InvalidParameterError) as error:
+        S4Classifier(**{**TINY, **parameters}).fit(*data)
+    assert message in str(error.value)
+    assert isinstance(error.value, ValueError) and isinstance(error.value, TypeError)
+
+
+def test_values_beyond_float32_are_refused_at_fit(data):
+    X, y = data
+    X = X.copy()
+    X[3, 4] = 1e300
+    with pytest.raises(ValueError, match=r"X has values too large for float32.*up to 1e\+300"):
+        S4Classifier(**TINY).fit(X, y)
+
+
+def test_predict_far_outside_the_training_range_is_an_error(classifier, data):
+    X, _ = data
+    with pytest.raises(ValueError, match="the network's outputs are not finite for 60 of "
+                                         "60 samples.*scaled values up to 3.04e\\+30"):
+        classifier.predict(X * 1e30)
+    with pytest.raises(ValueError, match="X has values too large for float32"):
+        classifier.predict(X * 1e300)
+
+
+def test_divergence_stops_the_fit_naming_lr(data):
+    X, _ = data
+    with pytest.raises(ValueError, match=r"training diverged: the training loss became "
+                                         r"(nan|inf) in epoch 1; lower the learning rate lr "
+                                         r"\(now 1e\+30\)"):
+        S4Regressor(**{**TINY, "lr": 1e30}).fit(X, X[:, 0])
+
+
+def test_targets_that_overflow_their_scaling_are_an_error(data):
+    X, _ = data
+    with pytest.raises(ValueError, match="y is too large to standardise"):
+        S4Regressor(**TINY).fit(X, X[:, 0] * 1e300)
+
+
+def test_uint8_images_agree_with_the_same_pixels_as_floats():
+    rng = np.random.RandomState(0)
+    images = rng.randint(0, 256, size=(40, 6, 6, 1)).astype(np.uint8)
+    y = (images.reshape(40, -1).mean(axis=1) > 127).astype(int)
+    clf = S4Classifier(**TINY).fit(images, y)
+    assert clf.pixel_scale_ == 255.0
+    expected = clf.predict_proba(images)
+    for pixels in (images.astype(np.float32), images.astype(np.float64)):
+        np.testing.assert_array_equal(clf.predict_proba(pixels), expected)
+    # a model fitted on float images reads them as they are
+    assert S4Classifier(**TINY).fit(images / 255.0, y).pixel_scale_ == 1.0
+
+
+@pytest.mark.parametrize("make_input", [np.asarray, pd.DataFrame, list])
+def test_prediction_in_batches_equals_prediction_at_once(classifier, data, make_input):
+    X, _ = data
+    X = make_input(np.repeat(X, 3, axis=0))
+    at_once = classifier.set_params(predict_batch_size=1000).predict_proba(X)
+    batched = classifier.set_params(predict_batch_size=7).predict_proba(X)
+    np.testing.assert_array_equal(batched, at_once)
+
+
+def test_batch_errors_name_the_samples(classifier, data):
+    X, _ = data
+    X = np.repeat(X, 3, axis=0)
+    X[100, 2] = np.nan
+    with pytest.raises(ValueError, match="samples 98 to 111 of X: X has 1 missing value"):
+        classifier.set_params(predict_batch_size=14).predict(X)
+
+
+def test_windows_pipeline_round_trips_through_the_model_format(tmp_path):
+    rng = np.random.RandomState(0)
+    table = rng.randn(80, 2)
+    target = np.convolve(table[:, 0], np.ones(3), mode="same")
+    model = make_pipeline(SequenceWindows(4), S4Regressor(**TINY)).fit(table, target)
+    save_model(model, tmp_path / "windows.safetensors")
+    loaded = load_model(tmp_path / "windows.safetensors")
+    assert loaded[0].get_params() == model[0].get_params()
+    np.testing.assert_array_equal(loaded.predict(table), model.predict(table))
