@@ -158,12 +158,26 @@ class AcceleratedS4Net(AccelerateMixin, S4Net):
     later ``fit`` (``partial_fit``, ``warm_start``) wraps the module again.
     """
 
+    def _initialize_accelerator(self):
+        if self._wrapped_with_accelerator:
+            return self
+        self._wrap_modules()
+        for name in self._optimizers:
+            setattr(self, name + "_", self.accelerator.prepare(getattr(self, name + "_")))
+        return self
+
+    def _wrap_modules(self):
+        # the criterion has no parameters: DistributedDataParallel refuses to wrap it
+        for name in self._modules + self._criteria:
+            module = getattr(self, name + "_")
+            if isinstance(module, torch.nn.Module) and any(True for _ in module.parameters()):
+                setattr(self, name + "_", self.accelerator.prepare(module))
+        self._wrapped_with_accelerator = True
+
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
         if not self._wrapped_with_accelerator:  # unwrapped at the end of an earlier fit
-            for name in self._modules:
-                setattr(self, name + "_", self.accelerator.prepare(getattr(self, name + "_")))
-            self._wrapped_with_accelerator = True
+            self._wrap_modules()
 
     def get_iterator(self, dataset, training=False):
         if not self._wrapped_with_accelerator:
