@@ -137,7 +137,27 @@ _COMMON_PARAMETERS = """\
         (it is not refitted).
     finetune : LoRA, SDLoRA or None, default=None
         How to fine-tune ``pretrained`` (see :mod:`s4learn.peft`); None trains every
-        parameter (full fine-tuning). Needs ``pretrained``."""
+        parameter (full fine-tuning). Needs ``pretrained``.
+    precision : {"float32", "bf16", "fp16"}, default="float32"
+        Precision of the training steps: "bf16" and "fp16" run the forward pass under
+        ``torch.autocast`` (mixed precision), while the S4D kernel and its FFT
+        convolution stay in float32, where half precision loses too much accuracy.
+        "fp16" needs a CUDA device and scales the loss with a GradScaler; on the CPU
+        it is an error (use "bf16"). Validation and prediction run in float32. With
+        an ``accelerator``, leave "float32" and set the Accelerator's
+        ``mixed_precision`` (or give both the same value).
+    compile : bool, default=False
+        Run the network through ``torch.compile`` in training and prediction: a slow
+        first epoch while it compiles, faster later ones on a GPU. The fitted and
+        saved network is the same plain module.
+    accelerator : accelerate.Accelerator or None, default=None
+        Train through Hugging Face Accelerate (``pip install s4learn[accelerate]``):
+        in a script started with ``accelerate launch`` or ``torchrun``, every process
+        builds the same estimator and calls ``fit`` on the same data; each trains on
+        its share of every batch (``batch_size`` is per process) and all end with
+        identical weights. Prediction afterwards is local, on any process alone.
+        ``device`` is then unused: the Accelerator places the network. Like
+        ``pretrained``, ``clone`` passes it on as it is. See :doc:`scaling`."""
 
 _COMMON_ATTRIBUTES = """\
     net_ : S4Net
