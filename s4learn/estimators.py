@@ -157,7 +157,7 @@ _COMMON_PARAMETERS = """\
         its share of every batch (``batch_size`` is per process) and all end with
         identical weights. Prediction afterwards is local, on any process alone.
         ``device`` is then unused: the Accelerator places the network. Like
-        ``pretrained``, ``clone`` passes it on as it is. See :doc:`scaling`."""
+        ``pretrained``, ``clone`` passes it on as it is. See :doc:`/scaling`."""
 
 _COMMON_ATTRIBUTES = """\
     net_ : S4Net
