@@ -549,7 +549,8 @@ class S4Estimator(BaseEstimator):
 
         ``fresh``: start the stream from ``random_state``, else continue it.
         """
-        devices = [torch.device(self._train_device(fresh))] if self._uses_cuda(fresh) else []
+        devices = [torch.device(self._train_device(fresh))] if self._uses_cuda(fresh) \
+            else []
         with torch.random.fork_rng(devices=devices):
             if fresh or not hasattr(self, "torch_rng_state_"):
                 seed = check_random_state(self.random_state).randint(2**31 - 1)

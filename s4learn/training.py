@@ -53,11 +53,16 @@ class S4Net(NeuralNet):
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got "
                              f"{self.precision!r}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be True or False, got {self.compile!r}")
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        # checked here, not in _validate_params: a model trained in fp16 on a GPU
+        # still loads and predicts on the CPU
         if self.precision == "fp16" and self._device_type() != "cuda":
             raise ValueError("precision='fp16' needs a CUDA device (its loss scaling is "
                              "CUDA's); use precision='bf16' on the CPU")
-        if not isinstance(self.compile, bool):
-            raise ValueError(f"compile must be True or False, got {self.compile!r}")
+        super().on_train_begin(net, X=X, y=y, **kwargs)
 
     def _device_type(self):
         return torch.device(self.device or "cpu").type

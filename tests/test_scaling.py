@@ -139,3 +139,15 @@ def test_grid_search_on_a_dask_cluster_scores_as_locally():
     for key in ("split0_test_score", "split1_test_score", "mean_test_score"):
         np.testing.assert_allclose(remote.cv_results_[key], local.cv_results_[key])
     assert remote.best_params_ == local.best_params_
+
+
+def test_model_trained_in_fp16_loads_and_predicts_on_the_cpu(tmp_path):
+    from s4learn import save_model
+
+    X, y = easy_task(n=96)
+    clf = S4Classifier(**TINY).fit(X, y)
+    clf.precision = "fp16"  # as a model trained on a GPU would be saved
+    save_model(clf, tmp_path / "model.safetensors")
+    loaded = load_model(tmp_path / "model.safetensors", device="cpu")
+    assert loaded.precision == "fp16"
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)

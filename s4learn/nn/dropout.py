@@ -23,7 +23,7 @@ class SequenceDropout(nn.Dropout):
     Examples
     --------
     >>> import torch
-    >>> from s4learn.nn.dropout import SequenceDropout
+    >>> from s4learn.nn import SequenceDropout
     >>> y = SequenceDropout(0.5, tie=True)(torch.ones(2, 100, 3))
     >>> bool((y == y[:, :1]).all())  # the same mask at every step
     True
