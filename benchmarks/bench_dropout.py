@@ -47,7 +47,8 @@ def main():
             epoch_seconds, accuracies = results[tie]
             epoch_seconds.extend(row["dur"] for row in clf.net_.history)
             accuracies.append(clf.score(X_test, y_test))
-            print(f"seed {seed}, tie={tie}: accuracy {accuracies[-1]:.3f}", flush=True)
+            print(f"seed {seed}, tie={tie}: accuracy {accuracies[-1]:.3f}, s per epoch "
+                  f"{statistics.median(epoch_seconds[-args.epochs:]):.2f}", flush=True)
     print("| dropout | s per epoch (median) | test accuracy per seed | mean |\n"
           "| --- | --- | --- | --- |")
     for tie, (epoch_seconds, accuracies) in results.items():
