@@ -51,6 +51,7 @@ API_SECTIONS = [
     ("s4learn", "Estimators"),
     ("s4learn.preprocessing", "Time-ordered tables"),
     ("s4learn.datasets", "Data sets"),
+    ("s4learn.ondisk", "Data larger than memory"),
     ("s4learn.peft", "Fine-tuning"),
     ("s4learn.nn", "The S4D network in PyTorch"),
     ("s4learn.plotting", "Plotting"),

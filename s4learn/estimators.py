@@ -26,8 +26,9 @@ from .inputs import apply_scaling, check_sequences, columns_differ_in_scale, fit
 from .nn import S4Model
 from .peft import count_merged_parameters, merge_adapters
 from .parameters import check_parameter, check_parameters
-from .training import (CosineLR, ResumableEarlyStopping, S4Net, StopOnDivergence,
-                       resolve_device, valid_accuracy, valid_r2)
+from .training import (AcceleratedS4Net, CosineLR, ResumableEarlyStopping, S4Net,
+                       StopOnDivergence, check_accelerator, resolve_device, valid_accuracy,
+                       valid_r2)
 
 FEW_STEPS_PER_EPOCH = 4  # fewer with a batch_size of the user's own gives a warning
 
@@ -143,7 +144,27 @@ _COMMON_PARAMETERS = """\
         (it is not refitted).
     finetune : LoRA, SDLoRA or None, default=None
         How to fine-tune ``pretrained`` (see :mod:`s4learn.peft`); None trains every
-        parameter (full fine-tuning). Needs ``pretrained``."""
+        parameter (full fine-tuning). Needs ``pretrained``.
+    precision : {"float32", "bf16", "fp16"}, default="float32"
+        Precision of the training steps: "bf16" and "fp16" run the forward pass under
+        ``torch.autocast`` (mixed precision), while the S4D kernel and its FFT
+        convolution stay in float32, where half precision loses too much accuracy.
+        "fp16" needs a CUDA device and scales the loss with a GradScaler; on the CPU
+        it is an error (use "bf16"). Validation and prediction run in float32. With
+        an ``accelerator``, leave "float32" and set the Accelerator's
+        ``mixed_precision`` (or give both the same value).
+    compile : bool, default=False
+        Run the network through ``torch.compile`` in training and prediction: a slow
+        first epoch while it compiles, faster later ones on a GPU. The fitted and
+        saved network is the same plain module.
+    accelerator : accelerate.Accelerator or None, default=None
+        Train through Hugging Face Accelerate (``pip install s4learn[accelerate]``):
+        in a script started with ``accelerate launch`` or ``torchrun``, every process
+        builds the same estimator and calls ``fit`` on the same data; each trains on
+        its share of every batch (``batch_size`` is per process) and all end with
+        identical weights. Prediction afterwards is local, on any process alone.
+        ``device`` is then unused: the Accelerator places the network. Like
+        ``pretrained``, ``clone`` passes it on as it is. See :doc:`/scaling`."""
 
 _COMMON_ATTRIBUTES = """\
     net_ : S4Net
@@ -197,7 +218,8 @@ class S4Estimator(BaseEstimator):
                  input_type="auto", image_layout="auto", sequence_layout="auto",
                  grayscale=False, scaling="auto", missing="error", num_workers=0,
                  device="auto", random_state=None, verbose=0, callbacks=None,
-                 warm_start=False, pretrained=None, finetune=None):
+                 warm_start=False, pretrained=None, finetune=None, precision="float32",
+                 compile=False, accelerator=None):
         self.d_model = d_model
         self.n_layers = n_layers
         self.d_state = d_state
@@ -230,6 +252,9 @@ class S4Estimator(BaseEstimator):
         self.warm_start = warm_start
         self.pretrained = pretrained
         self.finetune = finetune
+        self.precision = precision
+        self.compile = compile
+        self.accelerator = accelerator
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y, sample_weight=None, validation_data=None):
@@ -465,7 +490,8 @@ class S4Estimator(BaseEstimator):
         return pretrained_estimator is None
 
     def _build_net(self, network, batch_size=64, lr=None, callbacks=None):
-        net = S4Net(
+        net_class, placement = self._net_class_and_placement()
+        net = net_class(
             module=network, criterion=self._criterion, criterion__reduction="none",
             optimizer=torch.optim.AdamW, optimizer__weight_decay=self.weight_decay,
             lr=self.lr if lr is None else lr, batch_size=batch_size,
@@ -473,8 +499,17 @@ class S4Estimator(BaseEstimator):
             iterator_train__num_workers=self.num_workers,
             iterator_valid__batch_size=max(256, batch_size), train_split=None,
             callbacks=self._callbacks() if callbacks is None else callbacks,
-            device=resolve_device(self.device), verbose=self.verbose)
+            verbose=self.verbose, compile=self.compile, **placement)
         return net.initialize()
+
+    def _net_class_and_placement(self):
+        """S4Net and its device and precision, or AcceleratedS4Net and its accelerator."""
+        if self.accelerator is None:
+            return S4Net, {"device": resolve_device(self.device),
+                           "precision": self.precision}
+        check_accelerator(self.accelerator, self.precision)
+        device = None if self.accelerator.device_placement else self.accelerator.device
+        return AcceleratedS4Net, {"accelerator": self.accelerator, "device": device}
 
     def merge(self):
         """Fold fine-tuning adapters and updates into plain weights, in place.
@@ -532,7 +567,8 @@ class S4Estimator(BaseEstimator):
 
         ``fresh``: start the stream from ``random_state``, else continue it.
         """
-        devices = [torch.cuda.current_device()] if self._uses_cuda(fresh) else []
+        devices = [torch.device(self._train_device(fresh))] if self._uses_cuda(fresh) \
+            else []
         with torch.random.fork_rng(devices=devices):
             if fresh or not hasattr(self, "torch_rng_state_"):
                 seed = check_random_state(self.random_state).randint(2**31 - 1)
@@ -543,8 +579,13 @@ class S4Estimator(BaseEstimator):
             self.torch_rng_state_ = torch.get_rng_state()
 
     def _uses_cuda(self, reset):
-        device = resolve_device(self.device) if reset else self.net_.device
-        return str(device).startswith("cuda")
+        return str(self._train_device(reset)).startswith("cuda")
+
+    def _train_device(self, reset):
+        """The device that training runs on: the accelerator's, ``device``'s or net_'s."""
+        if self.accelerator is not None:
+            return self.accelerator.device
+        return resolve_device(self.device) if reset else self.net_.device
 
     # --------------------------------------------------------------- prediction
     def _forward(self, X):
@@ -592,10 +633,11 @@ class S4Estimator(BaseEstimator):
 
     def __sklearn_clone__(self):
         # a fitted pretrained model is data, not a sub-estimator: keep it as it is
+        # nor is an accelerator (one per process): both are passed on as they are
         params = self.get_params(deep=False)
-        pretrained = params.pop("pretrained")
+        kept = {name: params.pop(name) for name in ("pretrained", "accelerator")}
         params = {name: clone(value, safe=False) for name, value in params.items()}
-        return type(self)(**params, pretrained=pretrained)
+        return type(self)(**params, **kept)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -671,7 +713,8 @@ class S4Classifier(ClassifierMixin, S4Estimator):
                  input_type="auto", image_layout="auto", sequence_layout="auto",
                  grayscale=False, scaling="auto", missing="error", num_workers=0,
                  device="auto", random_state=None, verbose=0, callbacks=None,
-                 warm_start=False, pretrained=None, finetune=None, class_weight=None):
+                 warm_start=False, pretrained=None, finetune=None, precision="float32",
+                 compile=False, accelerator=None, class_weight=None):
         super().__init__(
             d_model=d_model, n_layers=n_layers, d_state=d_state, dropout=dropout,
             prenorm=prenorm, bidirectional=bidirectional, init=init, pool=pool,
@@ -683,7 +726,8 @@ class S4Classifier(ClassifierMixin, S4Estimator):
             sequence_layout=sequence_layout, grayscale=grayscale, scaling=scaling,
             missing=missing, num_workers=num_workers, device=device,
             random_state=random_state, verbose=verbose, callbacks=callbacks,
-            warm_start=warm_start, pretrained=pretrained, finetune=finetune)
+            warm_start=warm_start, pretrained=pretrained, finetune=finetune,
+            precision=precision, compile=compile, accelerator=accelerator)
         self.class_weight = class_weight
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):

@@ -16,8 +16,14 @@ Accepted inputs:
 
 NaN inside a sequence is a missing value: an error unless the estimator's
 ``missing="mask"``.
+
+A C-contiguous ``np.memmap`` of sequences ``(n, L)`` or ``(n, L, C)`` (or ``(n, C, L)``
+with ``sequence_layout="NCL"``) is read from its file batch by batch
+(:mod:`s4learn.ondisk`), with ``missing="error"``; it must hold sequences of one
+length without NaN. Any other memmap is read into memory like an array.
 """
 
+import functools
 import numbers
 import warnings
 
@@ -27,6 +33,8 @@ import scipy.sparse as sp
 import torch
 from sklearn.utils import check_array, check_consistent_length, column_or_1d
 from sklearn.utils.validation import validate_data
+
+from .ondisk import FileSequences, ScaledSequences, streams_from_file
 
 INPUT_TYPES = ("auto", "sequence", "image")
 IMAGE_LAYOUTS = ("auto", "NHWC", "NCHW")
@@ -61,6 +69,8 @@ def check_sequences(estimator, X, y="no_validation", *, reset, **check_params):
     sequence_layout = _check_choice("sequence_layout", estimator.sequence_layout,
                                     SEQUENCE_LAYOUTS)
     missing = _check_choice("missing", estimator.missing, MISSING)
+    if streams_from_file(X) and input_type != "image" and missing == "error":
+        return _check_file_sequences(estimator, X, y, reset, sequence_layout, check_params)
     if _is_ragged(X):
         X, lengths, y = _check_ragged(estimator, X, y, reset, sequence_layout,
                                           check_params)
@@ -112,6 +122,26 @@ def _pixel_scale(estimator, X, input_type, is_uint8, reset):
     if reset:
         estimator.pixel_scale_ = 255.0 if is_image and is_uint8 else 1.0
     return getattr(estimator, "pixel_scale_", 255.0 if is_uint8 else 1.0)
+
+
+def _check_file_sequences(estimator, X, y, reset, sequence_layout, check_params):
+    """Validate a memmap's shape (not its values, read later) and y: FileSequences."""
+    if X.ndim == 3:
+        _sequence_axes(X, sequence_layout)  # raises where the layout is ambiguous
+    sample_shape = tuple(X.shape[1:])
+    if reset:
+        estimator.__dict__.pop("feature_names_in_", None)
+        estimator.input_shape_ = sample_shape
+        estimator.n_features_in_ = int(np.prod(sample_shape))
+    else:
+        _check_sample_shape(estimator, sample_shape)
+    X = FileSequences(X, channels_first=X.ndim == 3 and sequence_layout == "NCL")
+    _check_channels(estimator, X.shape[-1], reset)
+    if isinstance(y, str) and y == "no_validation":
+        return X, None
+    if y is None:
+        raise ValueError("requires y to be passed, but the target y is None")
+    return X, None, _check_targets(y, len(X), **check_params)
 
 
 def _check_ragged(estimator, X, y, reset, sequence_layout, check_params):
@@ -300,7 +330,10 @@ def columns_differ_in_scale(X):
     True when the largest standard deviation of a non-constant column is more than
     ``COLUMN_SCALE_RATIO`` times the median one.
     """
-    std = np.nanstd(X[..., 0], axis=0)
+    if isinstance(X, FileSequences):
+        std = np.sqrt(X.column_statistics()[1][..., 0])
+    else:
+        std = np.nanstd(X[..., 0], axis=0)
     std = std[std > 0]
     return bool(std.size) and std.max() > COLUMN_SCALE_RATIO * np.median(std)
 
@@ -312,7 +345,10 @@ def fit_scaling(X, lengths, scaling):
     columns); "channel": one per channel, shape (C,); "series" and "none": zeros and
     ones of shape (C,) (series are standardised one by one in :func:`apply_scaling`).
     Padding and missing values (NaN) are left out; a constant channel gets scale 1.
+    For :class:`~s4learn.ondisk.FileSequences` they come from one pass over the file.
     """
+    if isinstance(X, FileSequences):
+        return _file_scaling(X, scaling)
     values = _padding_as_nan(X, lengths)
     if scaling == "series":
         values = _standardise_series(values)
@@ -327,12 +363,31 @@ def fit_scaling(X, lengths, scaling):
             np.where(scale > 0, scale, 1.0).astype(np.float32))
 
 
+def _file_scaling(X, scaling):
+    """:func:`fit_scaling` from the streamed per-column statistics of a file."""
+    column_mean, column_var = X.column_statistics()  # (L C) each, over the n sequences
+    if scaling == "column":
+        mean, var = column_mean, column_var
+    elif scaling == "channel":  # the columns pooled: equal counts, so plain averages
+        mean = column_mean.mean(axis=0)
+        var = (column_var + (column_mean - mean) ** 2).mean(axis=0)
+    else:
+        return np.zeros(X.shape[-1], np.float32), np.ones(X.shape[-1], np.float32)
+    scale = np.sqrt(var)
+    return mean.astype(np.float32), np.where(scale > 0, scale, 1.0).astype(np.float32)
+
+
 def apply_scaling(X, lengths, scaling, mean, scale, missing_indicators=False):
     """Standardised float32 inputs as the network reads them, padding zero.
 
     With ``missing_indicators`` missing values become 0 and one channel per input
-    channel says whether the value was observed (1) or not (0).
+    channel says whether the value was observed (1) or not (0). For
+    :class:`~s4learn.ondisk.FileSequences`, a :class:`~s4learn.ondisk.ScaledSequences`
+    that scales each sample as it is read.
     """
+    if isinstance(X, FileSequences):
+        return ScaledSequences(X, functools.partial(
+            apply_scaling, lengths=None, scaling=scaling, mean=mean, scale=scale))
     if scaling == "series":
         X = _standardise_series(_padding_as_nan(X, lengths))
     if scaling == "column" and X.shape[1] != len(mean):

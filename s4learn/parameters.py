@@ -137,6 +137,9 @@ PARAMETER_RULES = {
     "finetune": [NONE, Rule(_is_finetuning_method, "a method from s4learn.peft (LoRA, "
                                                    "SDLoRA)")],
     "class_weight": [NONE, options("balanced"), instance_of(dict, "a dict")],
+    "precision": [options("float32", "bf16", "fp16")],
+    "compile": [BOOL],
+    "accelerator": [ANY],  # an accelerate.Accelerator or None: checked by check_accelerator
 }
 
 

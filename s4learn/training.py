@@ -1,6 +1,7 @@
 """The skorch training engine behind the estimators: one net, callbacks for the rest."""
 
 import math
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -9,11 +10,16 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, PrintLog
+from skorch.dataset import unpack_data
+from skorch.hf import AccelerateMixin
 from skorch.utils import to_tensor
 from torch.utils.data import DataLoader, Subset, default_collate
 
 from .batching import LengthGroupedBatchSampler, trim_to_longest
 from .nn import param_groups
+
+# training precision -> autocast dtype (None: no autocast)
+PRECISIONS = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class S4Net(NeuralNet):
@@ -25,7 +31,41 @@ class S4Net(NeuralNet):
       sees only ``x`` and the per-sample losses (criterion with ``reduction="none"``)
       are weighted before averaging.
     - The epoch table is :class:`PlainPrintLog`'s.
+    - ``precision`` ("float32", "bf16" or "fp16") runs the forward pass and the loss
+      of each training step under ``torch.autocast`` in that dtype (the S4D
+      convolution stays in float32); "fp16" needs CUDA and scales the loss with a
+      ``torch.amp.GradScaler``. Evaluation and prediction run in float32.
+    - ``compile=True`` runs ``torch.compile(module_)`` (settings ``compile__*``) in
+      training and prediction, while ``module_`` itself stays the plain module that is
+      saved, pickled and inspected.
     """
+
+    def __init__(self, *args, precision="float32", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.precision = precision
+
+    def __setstate__(self, state):
+        state.setdefault("precision", "float32")  # pickled before precision existed
+        super().__setstate__(state)
+
+    def _validate_params(self):
+        super()._validate_params()
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got "
+                             f"{self.precision!r}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be True or False, got {self.compile!r}")
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        # checked here, not in _validate_params: a model trained in fp16 on a GPU
+        # still loads and predicts on the CPU
+        if self.precision == "fp16" and self._device_type() != "cuda":
+            raise ValueError("precision='fp16' needs a CUDA device (its loss scaling is "
+                             "CUDA's); use precision='bf16' on the CPU")
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+
+    def _device_type(self):
+        return torch.device(self.device or "cpu").type
 
     def get_default_callbacks(self):
         return [(name, PlainPrintLog() if name == "print_log" else callback)
@@ -37,7 +77,46 @@ class S4Net(NeuralNet):
         weight_decay = settings.pop("weight_decay", 0.0)
         groups = param_groups(self.module_, lr, weight_decay)
         self.optimizer_ = self.optimizer(groups, lr=lr, weight_decay=weight_decay, **settings)
+        self.grad_scaler_ = torch.amp.GradScaler(
+            "cuda", enabled=self.precision == "fp16" and self._device_type() == "cuda")
         return self
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        with torch.autocast(self._device_type(), dtype=PRECISIONS[self.precision],
+                            enabled=PRECISIONS[self.precision] is not None):
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        self.grad_scaler_.scale(loss).backward()  # unscaled unless fp16
+        return {"loss": loss, "y_pred": y_pred}
+
+    def _step_optimizer(self, step_fn):
+        if not self.grad_scaler_.is_enabled():
+            return super()._step_optimizer(step_fn)
+        step_fn()  # a GradScaler takes no closure
+        for name in self._optimizers:
+            self.grad_scaler_.step(getattr(self, name + "_"))
+        self.grad_scaler_.update()
+        return None
+
+    def torch_compile(self, module, name):
+        return module  # compiled in infer, so that module_ stays the plain module
+
+    def compiled_module(self):
+        """``module_``, or with ``compile=True`` its ``torch.compile`` (made once)."""
+        if not self.compile:
+            return self.module_
+        cached = getattr(self, "compiled_module_", None)
+        if cached is None or cached[0] is not self.module_:
+            compiled = torch.compile(self.module_, **self.get_params_for("compile"))
+            self.compiled_module_ = (self.module_, compiled)
+        return self.compiled_module_[1]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("compiled_module_", None)  # compiled code is not picklable
+        return state
 
     def get_iterator(self, dataset, training=False):
         """skorch's loader; sequences of unequal lengths go in batches trimmed to the
@@ -60,7 +139,8 @@ class S4Net(NeuralNet):
             if "lengths" in x:
                 fit_params = {**fit_params, "lengths": x["lengths"]}
             x = x["x"]
-        return super().infer(x, **fit_params)
+        x = to_tensor(x, device=self.device)
+        return self.compiled_module()(x, **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         y_true = to_tensor(y_true, device=self.device)
@@ -70,6 +150,54 @@ class S4Net(NeuralNet):
         if isinstance(X, Mapping) and "sample_weight" in X:
             loss = loss * to_tensor(X["sample_weight"], device=self.device)
         return loss.mean()
+
+
+class AcceleratedS4Net(AccelerateMixin, S4Net):
+    """:class:`S4Net` trained through a Hugging Face ``accelerate.Accelerator``.
+
+    skorch's ``AccelerateMixin``: during ``fit`` the module runs wrapped for data
+    parallelism (DistributedDataParallel when the script runs under ``accelerate
+    launch`` or ``torchrun``), each process reads its shard of every batch, and the
+    Accelerator's ``mixed_precision`` applies. After ``fit`` the module is unwrapped
+    and prediction is local: any process can predict alone, on all of its data. A
+    later ``fit`` (``partial_fit``, ``warm_start``) wraps the module again.
+    """
+
+    def _initialize_accelerator(self):
+        if self._wrapped_with_accelerator:
+            return self
+        self._wrap_modules()
+        for name in self._optimizers:
+            setattr(self, name + "_", self.accelerator.prepare(getattr(self, name + "_")))
+        return self
+
+    def _wrap_modules(self):
+        # the criterion has no parameters: DistributedDataParallel refuses to wrap it
+        for name in self._modules + self._criteria:
+            module = getattr(self, name + "_")
+            if isinstance(module, torch.nn.Module) and any(True for _ in module.parameters()):
+                setattr(self, name + "_", self.accelerator.prepare(module))
+        self._wrapped_with_accelerator = True
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        if not self._wrapped_with_accelerator:  # unwrapped at the end of an earlier fit
+            self._wrap_modules()
+
+    def get_iterator(self, dataset, training=False):
+        if not self._wrapped_with_accelerator:
+            return S4Net.get_iterator(self, dataset, training=training)
+        return super().get_iterator(dataset, training=training)
+
+    def evaluation_step(self, batch, training=False):
+        if not self._wrapped_with_accelerator:
+            return S4Net.evaluation_step(self, batch, training=training)
+        return super().evaluation_step(batch, training=training)
+
+    def infer(self, x, **fit_params):
+        if not self._wrapped_with_accelerator:  # local prediction: inputs to the module
+            x = to_tensor(x, device=self.accelerator.device)
+        return super().infer(x, **fit_params)
 
 
 def _dataset_lengths(dataset):
@@ -172,10 +300,23 @@ def valid_r2(net, X, y):
 
 
 def resolve_device(device):
-    """'auto' -> 'cuda' when a GPU is present, else 'cpu'; anything else unchanged."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    """The torch device that ``device`` names; "auto" picks this process's GPU.
+
+    "auto" is the CPU without CUDA. With CUDA it is ``cuda:{LOCAL_RANK}`` when the
+    ``LOCAL_RANK`` environment variable is set (by ``torchrun`` and ``accelerate
+    launch``: one process per GPU; modulo the number of visible GPUs, so a process
+    that sees only its own GPU gets ``cuda:0``), else ``"cuda"``: the first GPU in
+    ``CUDA_VISIBLE_DEVICES``, which is how Dask-CUDA and Ray give a worker its GPU.
+    Anything other than "auto" is returned unchanged.
+    """
+    if device != "auto":
+        return device
+    if not torch.cuda.is_available():
+        return "cpu"
+    local_rank = os.environ.get("LOCAL_RANK")
+    if local_rank is None:
+        return "cuda"
+    return f"cuda:{int(local_rank) % torch.cuda.device_count()}"
 
 
 class TrainingDiverged(ValueError):
@@ -198,3 +339,29 @@ class StopOnDivergence(Callback):
                 f"training diverged: the training loss became {value} in epoch "
                 f"{len(net.history)}; lower the learning rate lr (now {net.lr:g}), or "
                 f"check the inputs and targets for extreme values")
+
+
+def check_accelerator(accelerator, precision):
+    """Check an estimator's ``accelerator`` and that its ``precision`` agrees with it.
+
+    The Accelerator's ``mixed_precision`` decides the training precision; the
+    estimator's ``precision`` must be "float32" (leave it to the Accelerator) or the
+    same.
+    """
+    try:
+        from accelerate import Accelerator
+    except ImportError:
+        raise ImportError("accelerator= needs Hugging Face Accelerate: "
+                          "pip install 's4learn[accelerate]'") from None
+    if not isinstance(accelerator, Accelerator):
+        raise TypeError(f"accelerator must be an accelerate.Accelerator or None, got "
+                        f"{type(accelerator).__name__}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+    accelerator_precision = {"no": "float32"}.get(accelerator.mixed_precision,
+                                                  accelerator.mixed_precision)
+    if precision not in ("float32", accelerator_precision):
+        raise ValueError(f"precision={precision!r} differs from the accelerator's "
+                         f"mixed_precision={accelerator.mixed_precision!r}; with an "
+                         f"accelerator, set Accelerator(mixed_precision=...) and leave "
+                         f"precision='float32'")

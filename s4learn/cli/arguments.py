@@ -193,6 +193,8 @@ ESTIMATOR_FLAGS = (
     EstimatorFlag("missing", str),
     EstimatorFlag("num_workers", integer),
     EstimatorFlag("device", str),
+    EstimatorFlag("precision", str),
+    EstimatorFlag("compile", SWITCH),
     # a fixed seed by default: the random split and a resumed run must repeat
     EstimatorFlag("random_state", int, flag="seed", default=0,
                   note="Also seeds the random split of the data."),
@@ -206,6 +208,7 @@ NOT_FLAGS = {
     "warm_start": "each run trains anew or resumes with --resume",
     "pretrained": "--pretrained",
     "finetune": "--finetune and its settings",
+    "accelerator": "a Python object, one per process; scripts pass an accelerate.Accelerator",
 }
 
 

@@ -1,8 +1,9 @@
 """Pure PyTorch S4D: the kernel, the layer with its recurrent step, and the network."""
 
+from .dropout import SequenceDropout
 from .kernel import S4DKernel
 from .layer import S4D
 from .model import S4Model
 from .optim import param_groups
 
-__all__ = ["S4D", "S4DKernel", "S4Model", "param_groups"]
+__all__ = ["S4D", "S4DKernel", "S4Model", "SequenceDropout", "param_groups"]

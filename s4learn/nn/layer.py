@@ -4,6 +4,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .dropout import SequenceDropout
 from .kernel import S4DKernel, cache_key
 
 
@@ -70,6 +71,9 @@ class S4D(nn.Module):
         State size N of each channel's SSM.
     dropout : float, default=0.0
         Dropout after the activation.
+    tie_dropout : bool, default=False
+        Draw one dropout mask per sequence and channel, shared by all time steps (see
+        :class:`~s4learn.nn.dropout.SequenceDropout`), instead of one per element.
     bidirectional : bool, default=False
         Add a second kernel run backwards in time (a non-causal layer).
     init : {"lin", "inv", "legs"}, default="legs"
@@ -93,7 +97,7 @@ class S4D(nn.Module):
     """
 
     def __init__(self, d_model, d_state=64, dropout=0.0, bidirectional=False, init="legs",
-                 dt_min=0.001, dt_max=0.1, ssm_lr=0.001, mode="fast"):
+                 dt_min=0.001, dt_max=0.1, ssm_lr=0.001, mode="fast", tie_dropout=False):
         super().__init__()
         self.d_model = d_model
         self.d_state = d_state
@@ -103,7 +107,7 @@ class S4D(nn.Module):
                                 mode=mode)
         self.D = nn.Parameter(torch.randn(d_model))
         self.activation = nn.GELU()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = SequenceDropout(dropout, tie=tie_dropout)
         self.output_linear = nn.Linear(d_model, 2 * d_model)
         self._cache = None  # (key, kernel spectrum) for prediction; never pickled
         self._step_cache = None  # (key, recurrence) for step, likewise
@@ -123,7 +127,16 @@ class S4D(nn.Module):
         return self._output(y)
 
     def ssm_convolution(self, u):
-        """The SSM part alone: ``y = K * u + D u``, shapes (B, L, H) -> (B, L, H)."""
+        """The SSM part alone: ``y = K * u + D u``, shapes (B, L, H) -> (B, L, H).
+
+        Always computed in the parameters' precision (float32), also under
+        ``torch.autocast``: the kernel's powers ``exp(dtA l)`` and the FFTs lose too
+        much accuracy in half precision (and CPU FFTs do not take it).
+        """
+        with torch.autocast(u.device.type, enabled=False):
+            return self._ssm_convolution(u.to(self.D.dtype))
+
+    def _ssm_convolution(self, u):
         if self.mode == "plain":
             return self._plain_convolution(u)
         L = u.shape[-2]

@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from .dropout import SequenceDropout
 from .layer import S4D
 
 POOLINGS = ("mean", "last")
@@ -30,6 +31,9 @@ class S4Model(nn.Module):
         State size of each S4D layer.
     dropout : float, default=0.1
         Dropout in each block.
+    tie_dropout : bool, default=False
+        One dropout mask per sequence and channel, shared by all time steps, instead
+        of one per element (see :class:`~s4learn.nn.dropout.SequenceDropout`).
     prenorm : bool, default=False
         Normalise before each layer instead of after the residual sum.
     bidirectional : bool, default=False
@@ -66,12 +70,13 @@ class S4Model(nn.Module):
     """
 
     def __init__(self, d_input, d_output, d_model=128, n_layers=4, d_state=64, dropout=0.1,
-                 prenorm=False, bidirectional=False, init="legs", pool="mean", **layer_kwargs):
+                 prenorm=False, bidirectional=False, init="legs", pool="mean", tie_dropout=False,
+                 **layer_kwargs):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, d_model=d_model,
                            n_layers=n_layers, d_state=d_state, dropout=dropout,
                            prenorm=prenorm, bidirectional=bidirectional, init=init,
-                           pool=pool, **layer_kwargs)
+                           pool=pool, tie_dropout=tie_dropout, **layer_kwargs)
         if pool not in POOLINGS:
             raise ValueError(f"pool must be one of {POOLINGS}, got {pool!r}")
         self.prenorm = prenorm
@@ -79,10 +84,11 @@ class S4Model(nn.Module):
         self.encoder = nn.Linear(d_input, d_model)
         self.layers = nn.ModuleList(
             S4D(d_model, d_state, dropout=dropout, bidirectional=bidirectional, init=init,
-                **layer_kwargs)
+                tie_dropout=tie_dropout, **layer_kwargs)
             for _ in range(n_layers))
         self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(n_layers))
-        self.dropouts = nn.ModuleList(nn.Dropout(dropout) for _ in range(n_layers))
+        self.dropouts = nn.ModuleList(SequenceDropout(dropout, tie=tie_dropout)
+                                      for _ in range(n_layers))
         self.decoder = nn.Linear(d_model, d_output)
 
     def forward(self, x, lengths=None):
