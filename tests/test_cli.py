@@ -648,3 +648,21 @@ def test_ucr_without_aeon_names_the_extra(tmp_path, capsys, monkeypatch):
     assert err == ('s4learn: error: ucr:GunPoint: load_ucr needs aeon: pip install '
                    '"s4learn[timeseries]"\n')
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mnist_without_torchvision_names_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", None)  # import fails
+    assert run(tmp_path, "train", "--dataset", "mnist", *TINY) == 2
+    assert capsys.readouterr().err == ('s4learn: error: load_mnist needs torchvision: '
+                                       'pip install "s4learn[vision]"\n')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_parquet_without_pyarrow_fails_before_training(tmp_path, table, capsys,
+                                                       monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    assert run(tmp_path, "train", "--dataset", table, "--dependent_variable", "label",
+               "--format", "parquet", *TINY) == 2
+    assert capsys.readouterr().err == ('s4learn: error: --format parquet needs pyarrow: '
+                                       'pip install "s4learn[parquet]"\n')
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["weather.csv"]

@@ -10,6 +10,7 @@ from sklearn.base import is_classifier
 from sklearn.metrics import (accuracy_score, f1_score, mean_absolute_error,
                              mean_squared_error, r2_score)
 
+from .._optional import import_extra
 from .errors import UsageError
 
 
@@ -49,6 +50,7 @@ def write_table(frame, path):
     """``frame`` as a ``.csv`` or ``.parquet`` file (by the suffix of ``path``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet":
+        import_extra("pyarrow", "parquet", "writing .parquet files")
         frame.columns = [str(c) for c in frame.columns]
         frame.to_parquet(path, index=False)
     else:
