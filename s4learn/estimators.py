@@ -10,23 +10,34 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from skorch.callbacks import EpochScoring, ProgressBar
-from skorch.dataset import Dataset, ValidSplit
-from skorch.helper import predefined_split
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import EpochScoring, ProgressBar
+from skorch.dataset import Dataset, ValidSplit
+from skorch.helper import predefined_split
 
 from .finetuning import finetuning_network, load_pretrained
-from .inputs import (_check_choice, apply_scaling, check_sequences, columns_differ_in_scale,
-                     fit_scaling)
+from .inputs import (
+    _check_choice,
+    apply_scaling,
+    check_sequences,
+    columns_differ_in_scale,
+    fit_scaling,
+)
 from .nn import S4Model
 from .nn.model import POOLINGS
 from .peft import count_merged_parameters, merge_adapters
-from .training import (CosineLR, ResumableEarlyStopping, S4Net, resolve_device,
-                       valid_accuracy, valid_r2)
+from .training import (
+    CosineLR,
+    ResumableEarlyStopping,
+    S4Net,
+    resolve_device,
+    valid_accuracy,
+    valid_r2,
+)
 
 SCALINGS = ("auto", "column", "channel", "series", "none")
 FEW_STEPS_PER_EPOCH = 4  # fewer with a batch_size of the user's own gives a warning
@@ -328,7 +339,8 @@ class S4Estimator(BaseEstimator):
         if steps_per_epoch < FEW_STEPS_PER_EPOCH and self.batch_size != "auto":
             warnings.warn(f"batch_size={self.batch_size} gives {steps_per_epoch} optimizer "
                           f"step(s) per epoch on {n_train} training samples; a smaller "
-                          f"batch_size (or 'auto') trains better on small data")
+                          f"batch_size (or 'auto') trains better on small data",
+                          stacklevel=3)  # the caller of fit / resume_fit
         return max(self.max_epochs, math.ceil(self.min_steps / steps_per_epoch))
 
     def _batch_size(self, n_samples):
@@ -607,7 +619,7 @@ class S4Classifier(ClassifierMixin, S4Estimator):
     >>> from sklearn.datasets import load_digits
     >>> from s4learn import S4Classifier
     >>> X, y = load_digits(return_X_y=True)
-    >>> clf = S4Classifier(d_model=16, n_layers=1, max_epochs=5, random_state=0)
+    >>> clf = S4Classifier(d_model=16, n_layers=1, max_epochs=5, min_steps=0, random_state=0)
     >>> clf.fit(X[:200], y[:200]).predict(X[:3]).shape
     (3,)
     """
@@ -728,7 +740,7 @@ class S4Regressor(RegressorMixin, S4Estimator):
     >>> import numpy as np
     >>> from s4learn import S4Regressor
     >>> X = np.random.RandomState(0).randn(100, 20)
-    >>> reg = S4Regressor(d_model=16, n_layers=1, max_epochs=5, random_state=0)
+    >>> reg = S4Regressor(d_model=16, n_layers=1, max_epochs=5, min_steps=0, random_state=0)
     >>> reg.fit(X, X.sum(axis=1)).predict(X[:3]).shape
     (3,)
     """
@@ -781,5 +793,5 @@ class S4Regressor(RegressorMixin, S4Estimator):
 
 def _check_positive_int(name, value, alternative=""):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int{' ' + alternative if alternative else ''}"
-                         f", got {value!r}")
+        or_alternative = f" {alternative}" if alternative else ""
+        raise ValueError(f"{name} must be a positive int{or_alternative}, got {value!r}")

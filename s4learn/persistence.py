@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
-from skorch.history import History
 from sklearn.utils.validation import check_is_fitted
+from skorch.history import History
 
 from .checkpoints import _temporary_file
 from .nn import S4Model

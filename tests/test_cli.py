@@ -15,17 +15,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_datasets import write_mnist
 
 import s4learn
 from s4learn import S4Classifier, S4Regressor
 from s4learn.checkpoints import EpochCheckpoint, load_checkpoint
 from s4learn.cli import build_parser, main
-from s4learn.cli.arguments import (ESTIMATOR_FLAGS, NOT_FLAGS, auto_or, estimator_settings,
-                                   parameter_descriptions, positive_float, positive_int)
+from s4learn.cli.arguments import (
+    ESTIMATOR_FLAGS,
+    NOT_FLAGS,
+    auto_or,
+    estimator_settings,
+    parameter_descriptions,
+    positive_float,
+    positive_int,
+)
 from s4learn.cli.errors import UsageError
 from s4learn.datasets import load_digits_images, load_ucr
 from s4learn.peft import AdaptedS4DKernel, LoRALinear, SDLoRA
-from test_datasets import write_mnist
 
 TINY = ["--epochs", "2", "--min_steps", "0", "--d_model", "8", "--n_layers", "1",
         "--d_state", "8"]

@@ -12,8 +12,13 @@ import pytest
 import torch
 from torchvision.datasets import CIFAR10
 
-from s4learn.datasets import (load_cifar10, load_digits_images, load_mnist, load_table,
-                              make_deep_s4_regression)
+from s4learn.datasets import (
+    load_cifar10,
+    load_digits_images,
+    load_mnist,
+    load_table,
+    make_deep_s4_regression,
+)
 
 
 def write_idx(path, array, compress=False):

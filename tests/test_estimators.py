@@ -31,8 +31,8 @@ def digits():
 def test_digits_accuracy_as_8x8_images(digits):
     X_train, X_test, y_train, y_test = digits
     images = (X_train.reshape(-1, 8, 8, 1) * 15).astype(np.uint8)  # 4-D uint8 images
-    clf = S4Classifier(d_model=32, n_layers=2, d_state=16, min_steps=0, max_epochs=12, bidirectional=True,
-                       dt_min=0.01, dt_max=1.0, random_state=0)
+    clf = S4Classifier(d_model=32, n_layers=2, d_state=16, min_steps=0, max_epochs=12,
+                       bidirectional=True, dt_min=0.01, dt_max=1.0, random_state=0)
     clf.fit(images, y_train)
     test_images = (X_test.reshape(-1, 8, 8, 1) * 15).astype(np.uint8)
     assert clf.score(test_images, y_test) > 0.85

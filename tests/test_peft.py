@@ -15,10 +15,18 @@ from sklearn.model_selection import GridSearchCV
 from s4learn import S4Classifier, S4Regressor, save_model
 from s4learn.datasets import make_deep_s4_regression
 from s4learn.nn import S4DKernel, S4Model
-from s4learn.peft import (AdaptedS4DKernel, LoRA, LoRALinear, SDLoRA,
-                          count_merged_parameters, merge_adapters, select_dimensions)
+from s4learn.peft import (
+    AdaptedS4DKernel,
+    LoRA,
+    LoRALinear,
+    SDLoRA,
+    count_merged_parameters,
+    merge_adapters,
+    select_dimensions,
+)
 
-TINY = dict(min_steps=0, max_epochs=3, batch_size=32, dropout=0.0, device="cpu", random_state=0)
+TINY = dict(min_steps=0, max_epochs=3, batch_size=32, dropout=0.0, device="cpu",
+            random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +235,8 @@ def test_sdlora_transfers_between_digit_sets(digits_base):
     X_train, y_train, X_test, y_test = X[::2], y[::2], X[1::2], y[1::2]
     finetune = SDLoRA(updatable_channels_dim=4, updatable_states_dim=2, lora_rank=2,
                       D_method="freeze")
-    model = S4Classifier(pretrained=base, finetune=finetune, min_steps=0, max_epochs=15, lr=0.01,
-                         batch_size=32, device="cpu", random_state=0)
+    model = S4Classifier(pretrained=base, finetune=finetune, min_steps=0, max_epochs=15,
+                         lr=0.01, batch_size=32, device="cpu", random_state=0)
     model.fit(X_train, y_train)
     assert model.n_trainable_params_ / model.n_params_ < 0.12
     assert model.score(X_test, y_test) > 0.8  # five classes: chance is 0.2

@@ -17,8 +17,8 @@ from s4learn.finetuning import load_pretrained
 from s4learn.peft import LoRA
 from s4learn.persistence import FORMAT_VERSION, fitted_attributes
 
-TINY = dict(d_model=8, n_layers=1, d_state=8, dt_min=0.01, dt_max=1.0, max_epochs=2, min_steps=0,
-            random_state=0)
+TINY = dict(d_model=8, n_layers=1, d_state=8, dt_min=0.01, dt_max=1.0, max_epochs=2,
+            min_steps=0, random_state=0)
 
 
 @pytest.fixture(scope="module")

@@ -358,7 +358,8 @@ def _add_output_arguments(parser):
 def _add_finetune_arguments(group):
     lora, sdlora = LoRA(), SDLoRA()
     group.add_argument("--pretrained", metavar="MODEL",
-                       help="model file (NAME.joblib) written by 's4learn train' to start from")
+                       help="model file (NAME.joblib) written by 's4learn train' to start "
+                            "from")
     group.add_argument("--finetune", choices=("full", "lora", "sdlora"),
                        help="full: train every parameter (default with --pretrained); "
                             "lora: LoRA adapters; sdlora: selective dimension tuning of "

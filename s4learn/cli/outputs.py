@@ -1,4 +1,4 @@
-"""What a command writes: results tables, metrics, the printed report; saved files read back."""
+"""What a command writes: results tables, metrics, the printed report; saved files read."""
 
 import json
 from pathlib import Path
@@ -7,8 +7,13 @@ import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import is_classifier
-from sklearn.metrics import (accuracy_score, f1_score, mean_absolute_error,
-                             mean_squared_error, r2_score)
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
+)
 
 from .._optional import import_extra
 from .errors import UsageError
