@@ -3,6 +3,7 @@
 import copy
 import math
 import numbers
+import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -19,7 +20,6 @@ from skorch.callbacks import EpochScoring, ProgressBar
 from skorch.dataset import Dataset, ValidSplit
 from skorch.helper import predefined_split
 
-from .finetuning import finetuning_network, load_pretrained
 from .inputs import (
     _check_choice,
     apply_scaling,
@@ -29,7 +29,8 @@ from .inputs import (
 )
 from .nn import S4Model
 from .nn.model import POOLINGS
-from .peft import count_merged_parameters, merge_adapters
+from .peft import FineTuningMethod, count_merged_parameters, finetuning_network, merge_adapters
+from .persistence import read_model_file
 from .training import (
     CosineLR,
     ResumableEarlyStopping,
@@ -423,21 +424,29 @@ class S4Estimator(BaseEstimator):
             self._record_parameter_counts(network)
             return network
         pretrained_network, pretrained_estimator = load_pretrained(self.pretrained)
-
-        def warmup(network, epochs, lr):
-            if self.verbose:
-                print(f"Warmup: {epochs} epoch(s) of the SSM parameters at lr={lr} to "
-                      f"choose the dimensions to tune")
-            net = self._build_net(network, self._batch_size(len(data.y)), lr=lr,
-                                  callbacks=[])
-            net.partial_fit(data.inputs, data.y, epochs=epochs)
-
+        if self.finetune is not None and not isinstance(self.finetune, FineTuningMethod):
+            raise TypeError(f"finetune must be a method from s4learn.peft (LoRA, SDLoRA) or "
+                            f"None, got {type(self.finetune).__name__}")
         network = finetuning_network(
             pretrained_network, d_input, self._n_outputs(),
-            keep_head=self._same_task(pretrained_estimator), method=self.finetune,
-            device=resolve_device(self.device), warmup=warmup, dropout=self.dropout)
+            keep_head=self._same_task(pretrained_estimator),
+            device=resolve_device(self.device), dropout=self.dropout)
+        if self.finetune is not None:
+            run = self.finetune.warmup_run(network)
+            warmed_up = None if run is None else self._warm_up(run, data)
+            network = self.finetune.adapt(network, warmed_up)
         self._record_parameter_counts(network)
         return network
+
+    def _warm_up(self, run, data):
+        """Train ``run.network`` (a :class:`~s4learn.peft.WarmupRun`) on ``data``."""
+        if self.verbose:
+            print(f"Warmup: {run.epochs} epoch(s) of the SSM parameters at lr={run.lr} to "
+                  f"choose the dimensions to tune")
+        net = self._build_net(run.network, self._batch_size(len(data.y)), lr=run.lr,
+                              callbacks=[])
+        net.partial_fit(data.inputs, data.y, epochs=run.epochs)
+        return run.network
 
     def _dt_range(self):
         """``(dt_min, dt_max)``; "auto": memories from the whole sequence to 1% of it.
@@ -795,3 +804,25 @@ def _check_positive_int(name, value, alternative=""):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         or_alternative = f" {alternative}" if alternative else ""
         raise ValueError(f"{name} must be a positive int{or_alternative}, got {value!r}")
+
+
+def load_pretrained(pretrained, allow_pickle=False):
+    """``(network, estimator)`` from a fitted estimator, a saved one, or an S4Model.
+
+    ``estimator`` is None when ``pretrained`` is a bare :class:`~s4learn.nn.S4Model`.
+    The network is the pretrained object itself, not a copy. A path must be a file
+    written by :func:`s4learn.save_model`; joblib/pickle files, which can run code
+    when loaded, are read only with ``allow_pickle=True``.
+    """
+    if isinstance(pretrained, (str, os.PathLike)):
+        if not os.path.isfile(pretrained):
+            raise ValueError(f"pretrained model file not found: {os.fspath(pretrained)!r}")
+        pretrained = read_model_file(pretrained, allow_pickle)
+    if isinstance(pretrained, S4Model):
+        return pretrained, None
+    if isinstance(pretrained, S4Estimator):
+        check_is_fitted(pretrained)
+        return pretrained.net_.module_, pretrained
+    raise TypeError(f"pretrained must be a fitted S4Classifier or S4Regressor, a path to "
+                    f"one saved with s4learn.save_model, or an s4learn.nn.S4Model; got "
+                    f"{type(pretrained).__name__}")

@@ -207,7 +207,7 @@ def _encode_parameters(estimator, encoder):
 
 
 def _estimator_from_record(path, record, device):
-    from . import estimators  # here: estimators imports this module through finetuning
+    from . import estimators  # here: estimators imports this module (pretrained= paths)
 
     name = record["estimator"]
     if name not in ESTIMATOR_CLASSES:

@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from s4learn import S4Classifier, S4Regressor, load_model, save_model
-from s4learn.finetuning import load_pretrained
+from s4learn.estimators import load_pretrained
 from s4learn.peft import LoRA
 from s4learn.persistence import FORMAT_VERSION, fitted_attributes
 
