@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ._optional import import_extra
+from .inputs import LUMINANCE_WEIGHTS
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -91,7 +92,7 @@ def load_cifar10(root, train=True, download=False, grayscale=False):
     dataset = _open_torchvision(CIFAR10, root, train, download)
     X = np.asarray(dataset.data, dtype=np.uint8)
     if grayscale:
-        luminance = X @ np.array([0.299, 0.587, 0.114])
+        luminance = X @ np.array(LUMINANCE_WEIGHTS)
         X = np.clip(np.rint(luminance), 0, 255).astype(np.uint8)
     return X, np.asarray(dataset.targets, dtype=np.int64)
 
@@ -211,11 +212,12 @@ def make_deep_s4_regression(n_samples=1000, seq_len=64, d_model=8, n_outputs=1,
     from sklearn.utils import check_random_state
 
     from .nn import S4Model
+    from .training import MAX_SEED
 
     rng = check_random_state(random_state)
     X = rng.standard_normal((n_samples, seq_len, d_model)).astype(np.float32)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(rng.randint(2**31 - 1)))
+        torch.manual_seed(int(rng.randint(MAX_SEED)))
         networks = [S4Model(d_model, n_outputs, d_model=d_model, n_layers=n_layers,
                             d_state=d_state, dropout=0.0).eval()
                     for n_layers, d_state in ((target_n_layers, target_d_state),

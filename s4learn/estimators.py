@@ -32,6 +32,7 @@ from .nn.model import POOLINGS
 from .peft import FineTuningMethod, count_merged_parameters, finetuning_network, merge_adapters
 from .persistence import read_model_file
 from .training import (
+    MAX_SEED,
     CosineLR,
     ResumableEarlyStopping,
     S4Net,
@@ -468,10 +469,6 @@ class S4Estimator(BaseEstimator):
                                        network.parameters() if parameter.requires_grad)
         self.n_params_ = count_merged_parameters(network)
 
-    def _same_task(self, pretrained_estimator):
-        """Whether the pretrained output layer fits this task (a bare S4Model: yes)."""
-        return pretrained_estimator is None
-
     def _build_net(self, network, batch_size=64, lr=None, callbacks=None):
         net = S4Net(
             module=network, criterion=self._criterion, criterion__reduction="none",
@@ -523,7 +520,7 @@ class S4Estimator(BaseEstimator):
         if self.patience is None:
             return None
         return ValidSplit(self.validation_fraction, stratified=self._stratified_split,
-                          random_state=int(torch.randint(2**31 - 1, ()).item()))
+                          random_state=int(torch.randint(MAX_SEED, ()).item()))
 
     def _set_schedule(self, total):
         schedule = dict(self.net_.callbacks_)["lr_schedule"]
@@ -539,7 +536,7 @@ class S4Estimator(BaseEstimator):
         devices = [torch.cuda.current_device()] if self._uses_cuda(fresh) else []
         with torch.random.fork_rng(devices=devices):
             if fresh or not hasattr(self, "torch_rng_state_"):
-                seed = check_random_state(self.random_state).randint(2**31 - 1)
+                seed = check_random_state(self.random_state).randint(MAX_SEED)
                 torch.manual_seed(int(seed))
             else:
                 torch.set_rng_state(self.torch_rng_state_)
@@ -703,6 +700,7 @@ class S4Classifier(ClassifierMixin, S4Estimator):
         return len(self.classes_)
 
     def _same_task(self, pretrained_estimator):
+        """Whether the pretrained output layer fits this task (a bare S4Model: yes)."""
         if pretrained_estimator is None:
             return True
         classes = getattr(pretrained_estimator, "classes_", None)

@@ -15,6 +15,8 @@ from torch.utils.data import DataLoader, Subset, default_collate
 from .batching import LengthGroupedBatchSampler, trim_to_longest
 from .nn import param_groups
 
+MAX_SEED = 2**31 - 1  # seeds drawn for torch and for splits stay below the int32 limit
+
 
 class S4Net(NeuralNet):
     """skorch ``NeuralNet`` with SSM-aware optimizer groups and weighted losses.
