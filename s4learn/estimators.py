@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from scipy.special import log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
@@ -714,8 +715,9 @@ class S4Classifier(ClassifierMixin, S4Estimator):
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`."""
-        return np.log(self.predict_proba(X))
+        """Logarithm of :meth:`predict_proba`, from the logits: finite where a probability
+        rounds to 0."""
+        return log_softmax(self._forward(X), axis=1)
 
     def predict(self, X):
         """Most likely class of each sample."""

@@ -203,3 +203,16 @@ def test_validation_data_and_verbose_epoch_lines(capsys, digits):
     assert "\x1b[" in capsys.readouterr().out  # on a terminal, best scores highlighted
     S4Classifier(**{**TINY, "max_epochs": 2}).fit(X_train[:200], y_train[:200])
     assert capsys.readouterr().out == ""
+
+
+def test_log_probabilities_stay_finite_for_extreme_logits(digits):
+    X_train, X_test, y_train, _ = digits
+    clf = S4Classifier(**{**TINY, "max_epochs": 1}).fit(X_train[:200], y_train[:200])
+    with torch.no_grad():
+        clf.net_.module_.decoder.weight.mul_(1e4)  # logits tens of thousands apart
+    proba, log_proba = clf.predict_proba(X_test[:20]), clf.predict_log_proba(X_test[:20])
+    assert (proba == 0).any()  # log(predict_proba) would be -inf there
+    assert np.isfinite(log_proba).all()
+    representable = proba > 1e-300
+    np.testing.assert_allclose(log_proba[representable], np.log(proba[representable]),
+                               rtol=1e-9, atol=1e-9)
