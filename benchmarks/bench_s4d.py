@@ -12,7 +12,7 @@ import time
 import numpy as np
 import torch
 
-from s4learn.nn import S4D, S4Model, S4DKernel, param_groups
+from s4learn.nn import S4D, S4Model, param_groups
 
 SHAPES = [(32, 64, 128, 64), (32, 784, 128, 64), (16, 1024, 128, 64)]  # (B L H N)
 MEMORY_SHAPE = (16384, 256, 64)  # (L H N)

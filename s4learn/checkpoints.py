@@ -7,7 +7,6 @@ never runs code from the file, as unpickling would.
 
 import json
 import os
-import pickle
 import secrets
 import shutil
 from pathlib import Path
@@ -113,7 +112,7 @@ def _callback_state(callback):
 
 
 def atomic_save(value, path):
-    """Write ``value`` with ``torch.save`` to ``path`` so that ``path`` is never half written."""
+    """Write ``value`` with ``torch.save`` to ``path``, never leaving it half written."""
     with _temporary_file(Path(path)) as file:
         torch.save(value, file)
 

@@ -2,10 +2,12 @@
 
 - :func:`load_digits_images`: scikit-learn's 8x8 handwritten digits, embedded, no download;
 - :func:`load_mnist`, :func:`load_cifar10`: the torchvision data sets, read from (or
-  downloaded to) a root folder in torchvision's own layout;
+  downloaded to) a root folder in torchvision's own layout (the optional extra
+  ``s4learn[vision]``);
 - :func:`load_ucr`: a data set of the UCR/UEA time series classification archive, through
   aeon (the optional extra ``s4learn[timeseries]``);
-- :func:`load_table`: a ``.csv`` or ``.parquet`` file as a DataFrame;
+- :func:`load_table`: a ``.csv`` or ``.parquet`` file as a DataFrame (``.parquet`` needs
+  pyarrow, the optional extra ``s4learn[parquet]``);
 - :func:`make_deep_s4_regression`: the synthetic fine-tuning task of Galim et al. (2025).
 
 Images come back as ``uint8`` arrays ``(n, H, W)`` or ``(n, H, W, C)`` and labels as
@@ -19,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ._optional import import_extra
+from .inputs import LUMINANCE_WEIGHTS
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -58,8 +63,7 @@ def load_mnist(root, train=True, download=False):
     X : ndarray of shape (n, 28, 28), uint8
     y : ndarray of shape (n,), int64
     """
-    from torchvision.datasets import MNIST
-
+    MNIST = import_extra("torchvision.datasets", "vision", "load_mnist").MNIST
     _extract_gzipped_idx(Path(root) / "MNIST" / "raw")
     dataset = _open_torchvision(MNIST, root, train, download)
     return dataset.data.numpy(), dataset.targets.numpy().astype(np.int64)
@@ -84,12 +88,11 @@ def load_cifar10(root, train=True, download=False, grayscale=False):
     X : ndarray of shape (n, 32, 32, 3) or (n, 32, 32), uint8
     y : ndarray of shape (n,), int64
     """
-    from torchvision.datasets import CIFAR10
-
+    CIFAR10 = import_extra("torchvision.datasets", "vision", "load_cifar10").CIFAR10
     dataset = _open_torchvision(CIFAR10, root, train, download)
     X = np.asarray(dataset.data, dtype=np.uint8)
     if grayscale:
-        luminance = X @ np.array([0.299, 0.587, 0.114])
+        luminance = X @ np.array(LUMINANCE_WEIGHTS)
         X = np.clip(np.rint(luminance), 0, 255).astype(np.uint8)
     return X, np.asarray(dataset.targets, dtype=np.int64)
 
@@ -122,14 +125,12 @@ def load_ucr(name, split="train", extract_path=None):
     Raises
     ------
     ImportError
-        When aeon is not installed.
+        When aeon is not installed (the extra ``s4learn[timeseries]``).
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    try:
-        from aeon.datasets import load_classification
-    except ImportError:
-        raise ImportError('load_ucr needs aeon: pip install "s4learn[timeseries]"') from None
+    load_classification = import_extra("aeon.datasets", "timeseries",
+                                       "load_ucr").load_classification
     path = None if extract_path is None else str(extract_path)
     X, y = load_classification(name, split=split, extract_path=path)
     # aeon's layout is (n, channels, length) per collection or per series
@@ -148,6 +149,9 @@ def load_table(path):
     ValueError
         When the suffix is neither ``.csv`` nor ``.parquet``, or the file cannot be read
         or holds no rows.
+    ImportError
+        For a ``.parquet`` file when pyarrow is not installed (the extra
+        ``s4learn[parquet]``).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -155,6 +159,8 @@ def load_table(path):
         raise ValueError(f"{path}: expected a .csv or .parquet file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    if suffix == ".parquet":
+        import_extra("pyarrow", "parquet", "reading .parquet files")
     try:
         frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     except Exception as error:  # the readers raise many types for a bad file
@@ -206,11 +212,12 @@ def make_deep_s4_regression(n_samples=1000, seq_len=64, d_model=8, n_outputs=1,
     from sklearn.utils import check_random_state
 
     from .nn import S4Model
+    from .training import MAX_SEED
 
     rng = check_random_state(random_state)
     X = rng.standard_normal((n_samples, seq_len, d_model)).astype(np.float32)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(rng.randint(2**31 - 1)))
+        torch.manual_seed(int(rng.randint(MAX_SEED)))
         networks = [S4Model(d_model, n_outputs, d_model=d_model, n_layers=n_layers,
                             d_state=d_state, dropout=0.0).eval()
                     for n_layers, d_state in ((target_n_layers, target_d_state),

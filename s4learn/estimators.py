@@ -2,6 +2,7 @@
 
 import copy
 import math
+import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -11,24 +12,40 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from skorch.callbacks import EpochScoring, ProgressBar
-from skorch.dataset import Dataset, ValidSplit
-from skorch.helper import predefined_split
+from scipy.special import log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _num_samples, check_is_fitted
+from skorch.callbacks import EpochScoring, ProgressBar
+from skorch.dataset import Dataset, ValidSplit
+from skorch.helper import predefined_split
 
 from .checkpoints import restore_net_state
-from .finetuning import finetuning_network, load_pretrained
-from .inputs import apply_scaling, check_sequences, columns_differ_in_scale, fit_scaling
+from .inputs import (
+    apply_scaling,
+    check_sequences,
+    columns_differ_in_scale,
+    fit_scaling,
+)
 from .nn import S4Model
-from .peft import count_merged_parameters, merge_adapters
 from .parameters import check_parameter, check_parameters
-from .training import (AcceleratedS4Net, CosineLR, ResumableEarlyStopping, S4Net,
-                       StopOnDivergence, check_accelerator, resolve_device, valid_accuracy,
-                       valid_r2)
+from .peft import FineTuningMethod, count_merged_parameters, finetuning_network, merge_adapters
+from .persistence import read_model_file
+from .training import (
+    MAX_SEED,
+    AcceleratedS4Net,
+    CosineLR,
+    ResumableEarlyStopping,
+    S4Net,
+    StopOnDivergence,
+    check_accelerator,
+    resolve_device,
+    valid_accuracy,
+    valid_r2,
+)
 
 FEW_STEPS_PER_EPOCH = 4  # fewer with a batch_size of the user's own gives a warning
 
@@ -373,7 +390,8 @@ class S4Estimator(BaseEstimator):
         if steps_per_epoch < FEW_STEPS_PER_EPOCH and self.batch_size != "auto":
             warnings.warn(f"batch_size={self.batch_size} gives {steps_per_epoch} optimizer "
                           f"step(s) per epoch on {n_train} training samples; a smaller "
-                          f"batch_size (or 'auto') trains better on small data")
+                          f"batch_size (or 'auto') trains better on small data",
+                          stacklevel=3)  # the caller of fit / resume_fit
         return max(self.max_epochs, math.ceil(self.min_steps / steps_per_epoch))
 
     def _batch_size(self, n_samples):
@@ -424,7 +442,8 @@ class S4Estimator(BaseEstimator):
         """Inputs as the network reads them; ValueError where scaling leaves float32."""
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             scaled = apply_scaling(X, lengths, self.scaling_, self.input_mean_,
-                                   self.input_scale_, missing_indicators=self.missing == "mask")
+                                   self.input_scale_,
+                                   missing_indicators=self.missing == "mask")
         not_finite = ~np.isfinite(scaled)
         if not_finite.any():
             sample = int(np.flatnonzero(not_finite.any(axis=(1, 2)))[0])
@@ -449,21 +468,29 @@ class S4Estimator(BaseEstimator):
             self._record_parameter_counts(network)
             return network
         pretrained_network, pretrained_estimator = load_pretrained(self.pretrained)
-
-        def warmup(network, epochs, lr):
-            if self.verbose:
-                print(f"Warmup: {epochs} epoch(s) of the SSM parameters at lr={lr} to "
-                      f"choose the dimensions to tune")
-            net = self._build_net(network, self._batch_size(len(data.y)), lr=lr,
-                                  callbacks=[])
-            net.partial_fit(data.inputs, data.y, epochs=epochs)
-
+        if self.finetune is not None and not isinstance(self.finetune, FineTuningMethod):
+            raise TypeError(f"finetune must be a method from s4learn.peft (LoRA, SDLoRA) or "
+                            f"None, got {type(self.finetune).__name__}")
         network = finetuning_network(
             pretrained_network, d_input, self._n_outputs(),
-            keep_head=self._same_task(pretrained_estimator), method=self.finetune,
-            device=resolve_device(self.device), warmup=warmup, dropout=self.dropout)
+            keep_head=self._same_task(pretrained_estimator),
+            device=resolve_device(self.device), dropout=self.dropout)
+        if self.finetune is not None:
+            run = self.finetune.warmup_run(network)
+            warmed_up = None if run is None else self._warm_up(run, data)
+            network = self.finetune.adapt(network, warmed_up)
         self._record_parameter_counts(network)
         return network
+
+    def _warm_up(self, run, data):
+        """Train ``run.network`` (a :class:`~s4learn.peft.WarmupRun`) on ``data``."""
+        if self.verbose:
+            print(f"Warmup: {run.epochs} epoch(s) of the SSM parameters at lr={run.lr} to "
+                  f"choose the dimensions to tune")
+        net = self._build_net(run.network, self._batch_size(len(data.y)), lr=run.lr,
+                              callbacks=[])
+        net.partial_fit(data.inputs, data.y, epochs=run.epochs)
+        return run.network
 
     def _dt_range(self):
         """``(dt_min, dt_max)``; "auto": memories from the whole sequence to 1% of it.
@@ -484,10 +511,6 @@ class S4Estimator(BaseEstimator):
         self.n_trainable_params_ = sum(parameter.numel() for parameter in
                                        network.parameters() if parameter.requires_grad)
         self.n_params_ = count_merged_parameters(network)
-
-    def _same_task(self, pretrained_estimator):
-        """Whether the pretrained output layer fits this task (a bare S4Model: yes)."""
-        return pretrained_estimator is None
 
     def _build_net(self, network, batch_size=64, lr=None, callbacks=None):
         net_class, placement = self._net_class_and_placement()
@@ -554,7 +577,7 @@ class S4Estimator(BaseEstimator):
         if self.patience is None:
             return None
         return ValidSplit(self.validation_fraction, stratified=self._stratified_split,
-                          random_state=int(torch.randint(2**31 - 1, ()).item()))
+                          random_state=int(torch.randint(MAX_SEED, ()).item()))
 
     def _set_schedule(self, total):
         schedule = dict(self.net_.callbacks_)["lr_schedule"]
@@ -571,7 +594,7 @@ class S4Estimator(BaseEstimator):
             else []
         with torch.random.fork_rng(devices=devices):
             if fresh or not hasattr(self, "torch_rng_state_"):
-                seed = check_random_state(self.random_state).randint(2**31 - 1)
+                seed = check_random_state(self.random_state).randint(MAX_SEED)
                 torch.manual_seed(int(seed))
             else:
                 torch.set_rng_state(self.torch_rng_state_)
@@ -695,7 +718,7 @@ class S4Classifier(ClassifierMixin, S4Estimator):
     >>> from sklearn.datasets import load_digits
     >>> from s4learn import S4Classifier
     >>> X, y = load_digits(return_X_y=True)
-    >>> clf = S4Classifier(d_model=16, n_layers=1, max_epochs=5, random_state=0)
+    >>> clf = S4Classifier(d_model=16, n_layers=1, max_epochs=5, min_steps=0, random_state=0)
     >>> clf.fit(X[:200], y[:200]).predict(X[:3]).shape
     (3,)
     """
@@ -776,6 +799,7 @@ class S4Classifier(ClassifierMixin, S4Estimator):
         return len(self.classes_)
 
     def _same_task(self, pretrained_estimator):
+        """Whether the pretrained output layer fits this task (a bare S4Model: yes)."""
         if pretrained_estimator is None:
             return True
         classes = getattr(pretrained_estimator, "classes_", None)
@@ -789,8 +813,9 @@ class S4Classifier(ClassifierMixin, S4Estimator):
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`."""
-        return np.log(self.predict_proba(X))
+        """Logarithm of :meth:`predict_proba`, from the logits: finite where a probability
+        rounds to 0."""
+        return log_softmax(self._forward(X), axis=1)
 
     def predict(self, X):
         """Most likely class of each sample."""
@@ -822,7 +847,7 @@ class S4Regressor(RegressorMixin, S4Estimator):
     >>> import numpy as np
     >>> from s4learn import S4Regressor
     >>> X = np.random.RandomState(0).randn(100, 20)
-    >>> reg = S4Regressor(d_model=16, n_layers=1, max_epochs=5, random_state=0)
+    >>> reg = S4Regressor(d_model=16, n_layers=1, max_epochs=5, min_steps=0, random_state=0)
     >>> reg.fit(X, X.sum(axis=1)).predict(X[:3]).shape
     (3,)
     """
@@ -898,3 +923,25 @@ SLICEABLE = (np.ndarray, pd.DataFrame, pd.Series, torch.Tensor, list, tuple, sp.
 def _rows(X, start, stop):
     """Samples ``start`` to ``stop`` of ``X``: a view of an array, rows of a frame."""
     return X.iloc[start:stop] if isinstance(X, (pd.DataFrame, pd.Series)) else X[start:stop]
+def load_pretrained(pretrained, allow_pickle=False):
+    """``(network, estimator)`` from a fitted estimator, a saved one, or an S4Model.
+
+    ``estimator`` is None when ``pretrained`` is a bare :class:`~s4learn.nn.S4Model`.
+    The network is the pretrained object itself, not a copy. A path must be a file
+    written by :func:`s4learn.save_model`; joblib/pickle files, which can run code
+    when loaded, are read only with ``allow_pickle=True``.
+    """
+    if isinstance(pretrained, (str, os.PathLike)):
+        if not os.path.isfile(pretrained):
+            raise ValueError(f"pretrained model file not found: {os.fspath(pretrained)!r}")
+        pretrained = read_model_file(pretrained, allow_pickle)
+    if isinstance(pretrained, Pipeline):  # SequenceWindows and the estimator
+        pretrained = pretrained[-1]
+    if isinstance(pretrained, S4Model):
+        return pretrained, None
+    if isinstance(pretrained, S4Estimator):
+        check_is_fitted(pretrained)
+        return pretrained.net_.module_, pretrained
+    raise TypeError(f"pretrained must be a fitted S4Classifier or S4Regressor, a path to "
+                    f"one saved with s4learn.save_model, or an s4learn.nn.S4Model; got "
+                    f"{type(pretrained).__name__}")

@@ -24,9 +24,8 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.nn import functional as F
 
+from ._optional import import_extra
 from .nn import S4D
-
-INSTALL_HINT = "pip install 's4learn[export]'"
 
 
 class FixedLengthS4D(nn.Module):
@@ -137,10 +136,7 @@ def export_onnx(estimator, path, length):
     length : int
         Sequence length of the inputs.
     """
-    try:
-        import onnxscript  # noqa: F401  (torch.onnx's exporter needs it)
-    except ImportError:
-        raise ImportError(f"export_onnx needs onnx and onnxscript: {INSTALL_HINT}") from None
+    import_extra("onnxscript", "export", "export_onnx")  # torch.onnx's exporter needs it
     program = export_program(estimator, length)
     output = "probabilities" if is_classifier(estimator) else "predictions"
     onnx_program = torch.onnx.export(program, input_names=["sequences"],

@@ -42,7 +42,8 @@ SEQUENCE_LAYOUTS = ("auto", "NLC", "NCL")
 MISSING = ("error", "mask")
 SCALINGS = ("auto", "column", "channel", "series", "none")
 _IMAGE_CHANNELS = (1, 3, 4)
-_LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601
+LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)  # of R, G and B: ITU-R BT.601
+_LUMINANCE = np.array(LUMINANCE_WEIGHTS, dtype=np.float32)
 
 
 def check_sequences(estimator, X, y="no_validation", *, reset, **check_params):
@@ -464,9 +465,14 @@ def _as_array_or_frame(X):
     return np.asarray(X)
 
 
+def non_numeric_columns(frame):
+    """Names of the columns of the DataFrame ``frame`` that are neither numbers nor bools."""
+    return [name for name, dtype in frame.dtypes.items()
+            if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))]
+
+
 def _check_numeric_columns(frame):
-    bad = [str(name) for name, dtype in frame.dtypes.items()
-           if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))]
+    bad = [str(name) for name in non_numeric_columns(frame)]
     if bad:
         raise ValueError(f"non-numeric column(s) {bad}: encode them as numbers first, for "
                          f"example with OrdinalEncoder or OneHotEncoder in a "

@@ -11,7 +11,8 @@ raises :class:`InvalidParameterError` with one uniform message::
 
 import math
 import numbers
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
-from skorch.history import History
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
+from skorch.history import History
 
 from .checkpoints import _temporary_file
 from .nn import S4Model
@@ -264,7 +264,7 @@ def _encode_parameters(estimator, encoder):
 
 
 def _estimator_from_record(path, record, device):
-    from . import estimators  # here: estimators imports this module through finetuning
+    from . import estimators  # here: estimators imports this module (pretrained= paths)
 
     name = record["estimator"]
     if name not in ESTIMATOR_CLASSES:

@@ -1,5 +1,7 @@
 """Figures of fitted estimators; needs matplotlib (``pip install "s4learn[plot]"``)."""
 
+from ._optional import import_extra
+
 
 def plot_learning_curves(estimator, ax=None):
     """Draw the training and validation loss of each epoch, and the validation score.
@@ -52,9 +54,4 @@ def _as_floats(values):
 
 
 def _pyplot():
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError('s4learn.plotting needs matplotlib: pip install "s4learn[plot]"'
-                          ) from None
-    return plt
+    return import_extra("matplotlib.pyplot", "plot", "s4learn.plotting")

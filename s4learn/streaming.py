@@ -39,7 +39,7 @@ class StreamingPredictor:
     >>> from s4learn import S4Classifier
     >>> from s4learn.streaming import StreamingPredictor
     >>> X = np.random.RandomState(0).randn(60, 20)
-    >>> clf = S4Classifier(d_model=8, n_layers=1, max_epochs=2, random_state=0)
+    >>> clf = S4Classifier(d_model=8, n_layers=1, max_epochs=2, min_steps=0, random_state=0)
     >>> clf = clf.fit(X, X.sum(axis=1) > 0)
     >>> stream = StreamingPredictor(clf)
     >>> stream.update(X[0, :5, None]).shape      # 5 steps, 1 channel: 5 probability rows

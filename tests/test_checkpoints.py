@@ -10,8 +10,12 @@ import torch
 from skorch.callbacks import Callback
 
 from s4learn import S4Classifier
-from s4learn.checkpoints import (EpochCheckpoint, atomic_save, load_checkpoint,
-                                 remove_stale_temporaries)
+from s4learn.checkpoints import (
+    EpochCheckpoint,
+    atomic_save,
+    load_checkpoint,
+    remove_stale_temporaries,
+)
 
 
 class Interrupt(Exception):
@@ -36,8 +40,8 @@ def make_data():
 
 
 def make_classifier(callbacks):
-    return S4Classifier(d_model=8, n_layers=1, d_state=8, min_steps=0, max_epochs=4, batch_size=16,
-                        random_state=0, callbacks=callbacks)
+    return S4Classifier(d_model=8, n_layers=1, d_state=8, min_steps=0, max_epochs=4,
+                        batch_size=16, random_state=0, callbacks=callbacks)
 
 
 def test_resumed_fit_equals_uninterrupted_fit(tmp_path):

@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import pickle
 import struct
+import sys
 
 import numpy as np
 import pandas as pd
@@ -11,8 +12,13 @@ import pytest
 import torch
 from torchvision.datasets import CIFAR10
 
-from s4learn.datasets import (load_cifar10, load_digits_images, load_mnist, load_table,
-                              make_deep_s4_regression)
+from s4learn.datasets import (
+    load_cifar10,
+    load_digits_images,
+    load_mnist,
+    load_table,
+    make_deep_s4_regression,
+)
 
 
 def write_idx(path, array, compress=False):
@@ -117,6 +123,15 @@ def test_load_table_errors(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
     with pytest.raises(ValueError, match="cannot read"):
         load_table(tmp_path / "bad.parquet")
+
+
+def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
+    path = tmp_path / "table.parquet"
+    pd.DataFrame({"a": [1.0]}).to_parquet(path)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import fails
+    with pytest.raises(ImportError, match=r'^reading .parquet files needs pyarrow: '
+                                          r'pip install "s4learn\[parquet\]"$'):
+        load_table(path)
 
 
 def test_deep_s4_regression_is_deterministic_and_shaped():

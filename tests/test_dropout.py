@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from s4learn.nn import S4Model
-from s4learn.nn import SequenceDropout
+from s4learn.nn import S4Model, SequenceDropout
 
 
 def test_tied_mask_is_constant_over_time_and_unbiased():

@@ -31,8 +31,8 @@ def digits():
 def test_digits_accuracy_as_8x8_images(digits):
     X_train, X_test, y_train, y_test = digits
     images = (X_train.reshape(-1, 8, 8, 1) * 15).astype(np.uint8)  # 4-D uint8 images
-    clf = S4Classifier(d_model=32, n_layers=2, d_state=16, min_steps=0, max_epochs=12, bidirectional=True,
-                       dt_min=0.01, dt_max=1.0, random_state=0)
+    clf = S4Classifier(d_model=32, n_layers=2, d_state=16, min_steps=0, max_epochs=12,
+                       bidirectional=True, dt_min=0.01, dt_max=1.0, random_state=0)
     clf.fit(images, y_train)
     test_images = (X_test.reshape(-1, 8, 8, 1) * 15).astype(np.uint8)
     assert clf.score(test_images, y_test) > 0.85
@@ -152,11 +152,13 @@ def test_grid_search_and_cross_validation(digits):
     search = GridSearchCV(make_pipeline(StandardScaler(), S4Classifier(**TINY)),
                           {"s4classifier__d_model": [8, 16], "s4classifier__lr": [0.01, 0.03]},
                           cv=2, n_jobs=2).fit(X, y)
-    assert search.best_params_["s4classifier__d_model"] in (8, 16)
+    best_width = search.best_params_["s4classifier__d_model"]
+    assert len(set(search.cv_results_["mean_test_score"])) > 1  # the settings reach the fits
     assert search.best_score_ > 0.55  # chance: 0.33
+    assert search.best_estimator_[-1].net_.module_.encoder.out_features == best_width
     scores = cross_val_score(search.best_estimator_, X, y, cv=2)  # clones: same seed
     assert scores.mean() == pytest.approx(search.best_score_)
-    assert clone(search.best_estimator_).get_params()["s4classifier__d_model"] in (8, 16)
+    assert clone(search.best_estimator_).get_params()["s4classifier__d_model"] == best_width
 
 
 def test_partial_fit_and_warm_start_continue_training(digits):
@@ -203,3 +205,16 @@ def test_validation_data_and_verbose_epoch_lines(capsys, digits):
     assert "\x1b[" in capsys.readouterr().out  # on a terminal, best scores highlighted
     S4Classifier(**{**TINY, "max_epochs": 2}).fit(X_train[:200], y_train[:200])
     assert capsys.readouterr().out == ""
+
+
+def test_log_probabilities_stay_finite_for_extreme_logits(digits):
+    X_train, X_test, y_train, _ = digits
+    clf = S4Classifier(**{**TINY, "max_epochs": 1}).fit(X_train[:200], y_train[:200])
+    with torch.no_grad():
+        clf.net_.module_.decoder.weight.mul_(1e4)  # logits tens of thousands apart
+    proba, log_proba = clf.predict_proba(X_test[:20]), clf.predict_log_proba(X_test[:20])
+    assert (proba == 0).any()  # log(predict_proba) would be -inf there
+    assert np.isfinite(log_proba).all()
+    representable = proba > 1e-300
+    np.testing.assert_allclose(log_proba[representable], np.log(proba[representable]),
+                               rtol=1e-9, atol=1e-9)

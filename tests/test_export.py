@@ -10,8 +10,8 @@ from s4learn import S4Classifier, S4Regressor
 from s4learn.export import FixedLengthS4D, export_onnx, export_program
 from s4learn.nn import S4D
 
-TINY = dict(d_model=8, n_layers=2, d_state=8, dt_min=0.01, dt_max=1.0, max_epochs=2, min_steps=0,
-            random_state=0)
+TINY = dict(d_model=8, n_layers=2, d_state=8, dt_min=0.01, dt_max=1.0, max_epochs=2,
+            min_steps=0, random_state=0)
 LENGTH = 16
 
 

@@ -166,7 +166,9 @@ def test_cache_not_pickled_and_copies_work():
     assert layer.kernel._cache is not None and layer._cache is not None
     buffer = io.BytesIO()
     torch.save(layer, buffer)
-    for clone in (pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer)):
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=False)  # a whole module, not only weights
+    for clone in (saved, pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer)):
         assert clone.kernel._cache is None and clone._cache is None
         with torch.no_grad():
             assert torch.equal(clone(u), y)

@@ -2,10 +2,13 @@
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
+from sklearn.metrics import r2_score
 
 from s4learn import S4Classifier, S4Regressor
+from s4learn.training import valid_r2
 
 TINY = dict(d_model=8, n_layers=1, d_state=8, bidirectional=True, dt_min=0.01, dt_max=1.0,
             max_epochs=3, min_steps=0, random_state=0)
@@ -79,3 +82,29 @@ def test_curves_before_fit_raise_not_fitted(estimator_class, name):
     with pytest.raises(NotFittedError):
         getattr(estimator, name)
     assert not hasattr(estimator, name)  # NotFittedError is an AttributeError
+
+
+class _FixedOutputs:
+    """Stands in for the net: ``forward`` returns the given predictions."""
+
+    def __init__(self, y_pred):
+        self.y_pred = y_pred
+
+    def forward(self, X):
+        return torch.as_tensor(self.y_pred)
+
+
+@pytest.mark.parametrize("y, y_pred", [
+    (np.arange(6.0), np.arange(6.0)[::-1].copy()),
+    (np.c_[np.arange(6.0), np.ones(6)], np.c_[np.arange(6.0) + 0.5, np.ones(6)]),
+    (np.c_[np.arange(6.0), np.ones(6)], np.c_[np.arange(6.0) + 0.5, np.full(6, 2.0)]),
+])
+def test_validation_r2_is_r2_score_averaged_over_outputs(y, y_pred):
+    net = _FixedOutputs(y_pred.reshape(len(y), -1))
+    assert valid_r2(net, None, y) == pytest.approx(r2_score(y, y_pred))
+
+
+def test_validation_r2_of_a_constant_target_is_1_when_exact_else_0():
+    y = np.full(5, 3.0)
+    assert valid_r2(_FixedOutputs(np.full((5, 1), 3.0)), None, y) == 1.0
+    assert valid_r2(_FixedOutputs(np.full((5, 1), 2.0)), None, y) == 0.0

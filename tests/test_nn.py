@@ -106,6 +106,22 @@ def test_inits_differ_and_bad_init_is_rejected():
         S4DKernel(4, d_state=7)
 
 
+def test_kernel_holds_given_parameters_without_drawing_random_numbers():
+    source = S4DKernel(3, 8, channels=2, init="lin")
+    parameters = {name: getattr(source, name) for name in S4DKernel.PARAMETER_NAMES}
+    rng_state = torch.random.get_rng_state()
+    kernel = S4DKernel(3, 8, channels=2, mode="plain", parameters=parameters)
+    assert torch.equal(torch.random.get_rng_state(), rng_state)
+    assert all(getattr(kernel, name) is tensor for name, tensor in parameters.items())
+    assert list(kernel.state_dict()) == list(source.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(kernel(12), source(12))
+    with pytest.raises(ValueError, match=r"parameters\['C'\] must have shape \(1, 3, 4, 2\)"):
+        S4DKernel(3, 8, parameters=parameters)
+    with pytest.raises(ValueError, match="parameters must hold exactly"):
+        S4DKernel(3, 8, channels=2, parameters={"C": source.C})
+
+
 def test_ssm_parameters_get_their_own_learning_rate_and_no_weight_decay():
     model = S4Model(d_input=2, d_output=3, d_model=8, n_layers=2, d_state=4)
     groups = param_groups(model, lr=0.01, weight_decay=0.1)

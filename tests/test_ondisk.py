@@ -5,8 +5,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from s4learn import S4Classifier, S4Regressor
-from s4learn import ondisk
+from s4learn import S4Classifier, S4Regressor, ondisk
 from s4learn.ondisk import FileSequences, ScaledSequences
 
 TINY = dict(d_model=8, n_layers=1, d_state=8, max_epochs=2, min_steps=0, random_state=0,

@@ -15,10 +15,18 @@ from sklearn.model_selection import GridSearchCV
 from s4learn import S4Classifier, S4Regressor, save_model
 from s4learn.datasets import make_deep_s4_regression
 from s4learn.nn import S4DKernel, S4Model
-from s4learn.peft import (AdaptedS4DKernel, LoRA, LoRALinear, SDLoRA,
-                          count_merged_parameters, merge_adapters, select_dimensions)
+from s4learn.peft import (
+    AdaptedS4DKernel,
+    LoRA,
+    LoRALinear,
+    SDLoRA,
+    count_merged_parameters,
+    merge_adapters,
+    select_dimensions,
+)
 
-TINY = dict(min_steps=0, max_epochs=3, batch_size=32, dropout=0.0, device="cpu", random_state=0)
+TINY = dict(min_steps=0, max_epochs=3, batch_size=32, dropout=0.0, device="cpu",
+            random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +191,42 @@ def test_merge_adapters_of_an_untrained_adapter_is_the_base():
         torch.testing.assert_close(merge_adapters(adapted).eval()(x), network(x))
 
 
+def test_adapted_kernel_holds_the_base_parameters_through_the_kernel_constructor():
+    torch.manual_seed(0)
+    base = S4DKernel(4, 8, channels=2, mode="plain")
+    rng_state = torch.random.get_rng_state()
+    adapted = AdaptedS4DKernel(base, {}, trainable=("log_dt",))
+    assert torch.equal(torch.random.get_rng_state(), rng_state)  # no random init
+    assert all(getattr(adapted, name) is getattr(base, name)
+               for name in AdaptedS4DKernel.SSM_NAMES)
+    assert [name for name, parameter in adapted.named_parameters()
+            if parameter.requires_grad] == ["log_dt"]
+    assert set(adapted.state_dict()) == set(base.state_dict())
+    merged = adapted.merged()
+    assert type(merged) is S4DKernel and merged.mode == "plain"
+    assert all(getattr(merged, name) is not getattr(base, name)
+               and torch.equal(getattr(merged, name), getattr(base, name))
+               for name in AdaptedS4DKernel.SSM_NAMES)
+
+
+def test_only_sdlora_asks_for_a_warmup_run_and_checks_settings_first(synthetic):
+    _, _, base = synthetic
+    network = copy.deepcopy(base)
+    assert LoRA().warmup_run(network) is None
+    assert SDLoRA(ssm_method="lora").warmup_run(network) is None
+    run = SDLoRA(warmup_epochs=2, warmup_lr=0.01).warmup_run(network)
+    assert (run.epochs, run.lr) == (2, 0.01) and run.network is not network
+    trainable = {name for name, parameter in run.network.named_parameters()
+                 if parameter.requires_grad}
+    assert trainable == {name for name, _ in run.network.named_parameters()
+                         if ".kernel." in name or name.startswith("decoder.")}
+    assert all(parameter.requires_grad for parameter in network.parameters())  # untouched
+    with pytest.raises(ValueError, match="ssm_method='sdlora' needs a warmup run"):
+        SDLoRA().adapt(copy.deepcopy(base))
+    with pytest.raises(ValueError, match=r"updatable_channels_dim \(4\) must not exceed"):
+        SDLoRA(select_channels_dim=2, updatable_channels_dim=4).warmup_run(network)
+
+
 def test_finetuned_estimators_pickle_and_clone(synthetic, tmp_path):
     X, y, base = synthetic
     model = S4Regressor(pretrained=base, finetune=SDLoRA(lora_rank=2), **TINY).fit(X, y)
@@ -227,8 +271,8 @@ def test_sdlora_transfers_between_digit_sets(digits_base):
     X_train, y_train, X_test, y_test = X[::2], y[::2], X[1::2], y[1::2]
     finetune = SDLoRA(updatable_channels_dim=4, updatable_states_dim=2, lora_rank=2,
                       D_method="freeze")
-    model = S4Classifier(pretrained=base, finetune=finetune, min_steps=0, max_epochs=15, lr=0.01,
-                         batch_size=32, device="cpu", random_state=0)
+    model = S4Classifier(pretrained=base, finetune=finetune, min_steps=0, max_epochs=15,
+                         lr=0.01, batch_size=32, device="cpu", random_state=0)
     model.fit(X_train, y_train)
     assert model.n_trainable_params_ / model.n_params_ < 0.12
     assert model.score(X_test, y_test) > 0.8  # five classes: chance is 0.2
@@ -261,6 +305,12 @@ def test_bad_pretrained_models(synthetic, tmp_path):
         S4Regressor(pretrained=base, finetune="lora", **TINY).fit(X, y)
     with pytest.raises(TypeError, match="pretrained must be a fitted S4Classifier"):
         S4Regressor(pretrained=42, **TINY).fit(X, y)
+
+    class LooksFitted:
+        net_ = None
+
+    with pytest.raises(TypeError, match="pretrained must be .* got LooksFitted"):
+        S4Regressor(pretrained=LooksFitted(), **TINY).fit(X, y)
     with pytest.raises(NotFittedError):
         S4Regressor(pretrained=S4Regressor(), **TINY).fit(X, y)
     with pytest.raises(ValueError, match="pretrained model file not found"):

@@ -13,12 +13,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from s4learn import S4Classifier, S4Regressor, load_model, save_model
-from s4learn.finetuning import load_pretrained
+from s4learn.estimators import load_pretrained
 from s4learn.peft import LoRA
 from s4learn.persistence import FORMAT_VERSION, fitted_attributes
 
-TINY = dict(d_model=8, n_layers=1, d_state=8, dt_min=0.01, dt_max=1.0, max_epochs=2, min_steps=0,
-            random_state=0)
+TINY = dict(d_model=8, n_layers=1, d_state=8, dt_min=0.01, dt_max=1.0, max_epochs=2,
+            min_steps=0, random_state=0)
 
 
 @pytest.fixture(scope="module")

@@ -36,8 +36,11 @@ def test_pipeline_with_regressor():
     rng = np.random.RandomState(0)
     frame = pd.DataFrame(rng.randn(60, 2), columns=["a", "b"])
     y = frame["a"].rolling(4, min_periods=1).sum().to_numpy()
-    model = make_pipeline(SequenceWindows(4), S4Regressor(
-        d_model=8, n_layers=1, d_state=8, min_steps=0, max_epochs=2, random_state=0))
+    settings = dict(d_model=8, n_layers=1, d_state=8, min_steps=0, max_epochs=2,
+                    random_state=0)
+    model = make_pipeline(SequenceWindows(4), S4Regressor(**settings))
     predictions = model.fit(frame, y).predict(frame)
-    assert predictions.shape == (60,)
+    windows = SequenceWindows(4).fit_transform(frame)
+    by_hand = S4Regressor(**settings).fit(windows, y).predict(windows)
+    np.testing.assert_array_equal(predictions, by_hand)  # each row gets its own window
     assert list(model.feature_names_in_) == ["a", "b"]

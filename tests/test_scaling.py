@@ -111,7 +111,8 @@ def test_two_processes_train_one_model(tmp_path):
     assert weights[0].keys() == weights[1].keys()
     for name in weights[0]:
         torch.testing.assert_close(weights[0][name], weights[1][name], rtol=0, atol=0)
-    assert sorted(path.name for path in tmp_path.glob("*.safetensors")) == ["model.safetensors"]
+    saved = sorted(path.name for path in tmp_path.glob("*.safetensors"))
+    assert saved == ["model.safetensors"]
     X, y = easy_task()
     model = load_model(tmp_path / "model.safetensors")
     np.testing.assert_array_equal(model.predict_proba(X), np.load(tmp_path / "proba_0.npy"))

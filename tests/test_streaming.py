@@ -8,8 +8,8 @@ import pytest
 from s4learn import S4Classifier, S4Regressor
 from s4learn.streaming import StreamingPredictor
 
-TINY = dict(d_model=8, n_layers=2, d_state=8, dt_min=0.01, dt_max=1.0, max_epochs=2, min_steps=0,
-            random_state=0)
+TINY = dict(d_model=8, n_layers=2, d_state=8, dt_min=0.01, dt_max=1.0, max_epochs=2,
+            min_steps=0, random_state=0)
 LENGTH = 12
 
 

@@ -13,6 +13,7 @@ checkpoints and resume), :mod:`.prediction` (the ``predict`` command) and
 
 import sys
 
+from .._optional import MissingExtraError
 from .arguments import build_parser
 from .errors import UsageError
 from .prediction import predict
@@ -29,7 +30,7 @@ def main(argv=None):
     Returns
     -------
     int
-        Exit status: 0 on success, 2 on bad input.
+        Exit status: 0 on success, 2 on bad input or a missing optional dependency.
     """
     args = build_parser().parse_args(argv)
     check_arguments = getattr(args, "check_arguments", None)
@@ -37,6 +38,6 @@ def main(argv=None):
         check_arguments(args)  # parser.error (exit status 2) on a bad combination
     try:
         return COMMANDS[args.command](args)
-    except (UsageError, FileNotFoundError) as error:
+    except (UsageError, FileNotFoundError, MissingExtraError) as error:
         print(f"s4learn: error: {error}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import datasets
+from ..inputs import non_numeric_columns
 from ..preprocessing import SequenceWindows
 from .errors import UsageError
 
@@ -159,12 +160,14 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 def checked_features(X):
     """The feature columns as float32; UsageError on a non-numeric or incomplete column,
     or on a value that float32 cannot hold (infinite, or beyond about 3.4e38)."""
+    not_numeric = non_numeric_columns(X)
+    if not_numeric:
+        name = not_numeric[0]
+        raise UsageError(
+            f"feature column {name!r} is not numeric (e.g. {X[name].iloc[0]!r}); encode "
+            f"it as numbers first (one 0/1 column per category, or category codes), "
+            f"or leave it out with --independent_variables")
     for name, column in X.items():
-        if not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
-            raise UsageError(
-                f"feature column {name!r} is not numeric (e.g. {column.iloc[0]!r}); encode "
-                f"it as numbers first (one 0/1 column per category, or category codes), "
-                f"or leave it out with --independent_variables")
         if column.isna().any():
             raise UsageError(f"feature column {name!r} has {int(column.isna().sum())} "
                              f"missing value(s); drop or fill them first")

@@ -1,4 +1,4 @@
-"""What a command writes: results tables, metrics, the printed report; saved files read back."""
+"""What a command writes: results tables, metrics, the printed report; saved files read."""
 
 import json
 from pathlib import Path
@@ -6,9 +6,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.base import is_classifier
-from sklearn.metrics import (accuracy_score, f1_score, mean_absolute_error,
-                             mean_squared_error, r2_score)
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
+)
 
+from .._optional import import_extra
 from ..checkpoints import load_checkpoint
 from ..persistence import read_model_file, read_record
 from .errors import UsageError
@@ -50,6 +56,7 @@ def write_table(frame, path):
     """``frame`` as a ``.csv`` or ``.parquet`` file (by the suffix of ``path``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet":
+        import_extra("pyarrow", "parquet", "writing .parquet files")
         frame.columns = [str(c) for c in frame.columns]
         frame.to_parquet(path, index=False)
     else:

@@ -12,8 +12,15 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from .data import (Split, check_columns, checked_features, is_named_dataset, is_table,
-                   load_named_dataset, read_table)
+from .data import (
+    Split,
+    check_columns,
+    checked_features,
+    is_named_dataset,
+    is_table,
+    load_named_dataset,
+    read_table,
+)
 from .errors import UsageError
 from .outputs import load_saved, results_frame, write_table
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from .._optional import import_extra
 from ..checkpoints import EpochCheckpoint, remove_stale_temporaries
 from ..estimators import S4Classifier, S4Regressor
 from ..peft import LoRA, SDLoRA
@@ -75,6 +76,8 @@ def _check_train_arguments(args):
     if not args.trainset and (args.valset or args.testset):
         raise UsageError("--valset and --testset need --trainset")
     check_dataset(args)
+    if args.format == "parquet":  # before training, not after it
+        import_extra("pyarrow", "parquet", "--format parquet")
     if args.window and not (args.trainset or args.timeseriessplit):
         _split_windows_by_time(args)
 

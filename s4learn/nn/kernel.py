@@ -50,6 +50,29 @@ def _legs_frequencies(N):
     return np.sort(omega[omega > 0])[: N // 2]
 
 
+def _initial_parameters(H, N, channels, init, dt_min, dt_max):
+    """Random dt (log-uniform in [dt_min, dt_max]), A from ``init``, C standard normal."""
+    if not 0 < dt_min <= dt_max:
+        raise ValueError(f"need 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
+    log_dt = torch.rand(H) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+    A = torch.from_numpy(init_A(N, init)).to(torch.cfloat).repeat(H, 1)  # (H N/2)
+    C = torch.randn(channels, H, N // 2, dtype=torch.cfloat)  # (c H N/2)
+    return {"C": torch.view_as_real(C), "log_dt": log_dt,
+            "log_A_real": torch.log(-A.real), "A_imag": A.imag}
+
+
+def _check_parameter_shapes(parameters, H, N, channels):
+    expected = {"C": (channels, H, N // 2, 2), "log_dt": (H,), "log_A_real": (H, N // 2),
+                "A_imag": (H, N // 2)}
+    if set(parameters) != set(expected):
+        raise ValueError(f"parameters must hold exactly {sorted(expected)}, got "
+                         f"{sorted(parameters)}")
+    for name, shape in expected.items():
+        if tuple(parameters[name].shape) != shape:
+            raise ValueError(f"parameters[{name!r}] must have shape {shape}, got "
+                             f"{tuple(parameters[name].shape)}")
+
+
 class S4DKernel(nn.Module):
     """Parameters of H diagonal SSMs and the convolution kernel they generate.
 
@@ -73,26 +96,29 @@ class S4DKernel(nn.Module):
         of time steps with a backward pass that recomputes the powers of ``dA``
         (:func:`vandermonde`), and, without autograd, a cache of the last kernel.
         ``"plain"``: :meth:`vandermonde_kernel`, the reference.
+    parameters : dict of str to Tensor or None, default=None
+        ``log_dt`` (H), ``log_A_real`` and ``A_imag`` (H N/2) and ``C`` (c H N/2 2) to
+        hold instead of a random initialisation (``init``, ``dt_min`` and ``dt_max``
+        then do not apply); a Parameter is held as it is, shared, not copied.
     """
 
+    PARAMETER_NAMES = ("C", "log_dt", "log_A_real", "A_imag")
+
     def __init__(self, d_model, d_state=64, channels=1, init="legs", dt_min=0.001,
-                 dt_max=0.1, lr=0.001, mode="fast"):
+                 dt_max=0.1, lr=0.001, mode="fast", parameters=None):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if d_state < 2 or d_state % 2:
             raise ValueError(f"d_state must be an even number >= 2, got {d_state}")
-        if not 0 < dt_min <= dt_max:
-            raise ValueError(f"need 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
-        H, N = d_model, d_state
-        log_dt = torch.rand(H) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
-        A = torch.from_numpy(init_A(N, init)).to(torch.cfloat).repeat(H, 1)  # (H N/2)
-        C = torch.randn(channels, H, N // 2, dtype=torch.cfloat)  # (c H N/2)
-
-        self.C = nn.Parameter(torch.view_as_real(C))
-        self.log_dt = nn.Parameter(log_dt)
-        self.log_A_real = nn.Parameter(torch.log(-A.real))
-        self.A_imag = nn.Parameter(A.imag)
+        if parameters is None:
+            parameters = _initial_parameters(d_model, d_state, channels, init, dt_min,
+                                             dt_max)
+        _check_parameter_shapes(parameters, d_model, d_state, channels)
+        for name in self.PARAMETER_NAMES:
+            tensor = parameters[name]
+            setattr(self, name, tensor if isinstance(tensor, nn.Parameter)
+                    else nn.Parameter(tensor))
         self.ssm_settings = {"weight_decay": 0.0, **({} if lr is None else {"lr": lr})}
         self.mode = mode
         self._cache = None  # (key, kernel); never part of the state_dict or a pickle

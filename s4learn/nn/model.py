@@ -70,7 +70,8 @@ class S4Model(nn.Module):
     """
 
     def __init__(self, d_input, d_output, d_model=128, n_layers=4, d_state=64, dropout=0.1,
-                 prenorm=False, bidirectional=False, init="legs", pool="mean", tie_dropout=False,
+                 prenorm=False, bidirectional=False, init="legs", pool="mean",
+                 tie_dropout=False,
                  **layer_kwargs):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, d_model=d_model,

@@ -106,14 +106,12 @@ class AdaptedS4DKernel(S4DKernel):
     SSM_NAMES = ("log_dt", "log_A_real", "A_imag", "C")
 
     def __init__(self, base, updates, trainable=(), C_mask=None):
-        nn.Module.__init__(self)
+        channels, H, half_N, _ = base.C.shape
+        super().__init__(H, 2 * half_N, channels=channels, mode=base.mode,
+                         parameters={name: getattr(base, name) for name in self.SSM_NAMES})
         for name in self.SSM_NAMES:
-            parameter = getattr(base, name)
-            parameter.requires_grad_(name in trainable)
-            setattr(self, name, parameter)
-        self.mode = base.mode
+            getattr(self, name).requires_grad_(name in trainable)
         self.ssm_settings = dict(base.ssm_settings)
-        self._cache = None
         self.updates = nn.ModuleDict(updates)
         self.register_buffer("C_mask", None if C_mask is None
                              else C_mask.to(base.C.device, base.C.dtype))
@@ -138,13 +136,11 @@ class AdaptedS4DKernel(S4DKernel):
     def merged(self):
         """A plain :class:`~s4learn.nn.S4DKernel` with the updates folded in."""
         channels, H, half_N, _ = self.C.shape
-        with torch.random.fork_rng(devices=[]):  # its random init is overwritten below
-            kernel = S4DKernel(H, 2 * half_N, channels=channels,
-                               lr=self.ssm_settings.get("lr"), mode=self.mode)
-        with torch.no_grad():
-            tensors = dict(zip(self.SSM_NAMES, self.ssm_parameters()))
-            kernel.load_state_dict(tensors)
-        return kernel.to(self.C.device)
+        with torch.no_grad():  # new tensors: nothing shared with this kernel
+            tensors = {name: tensor.clone() for name, tensor in
+                       zip(self.SSM_NAMES, self.ssm_parameters())}
+        return S4DKernel(H, 2 * half_N, channels=channels, lr=self.ssm_settings.get("lr"),
+                         mode=self.mode, parameters=tensors)
 
 
 def count_merged_parameters(module):

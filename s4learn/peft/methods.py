@@ -2,11 +2,13 @@
 
 A method object holds settings only (scikit-learn style, so ``get_params`` and
 ``GridSearchCV`` reach them); :meth:`FineTuningMethod.adapt` turns a copy of a
-pretrained :class:`~s4learn.nn.S4Model` into the network to train.
+pretrained :class:`~s4learn.nn.S4Model` into the network to train, after the training
+run that :meth:`FineTuningMethod.warmup_run` asks for, if any.
 """
 
 import copy
 import numbers
+from typing import NamedTuple
 
 import torch
 from sklearn.base import BaseEstimator
@@ -18,10 +20,67 @@ LP_METHODS = ("full", "freeze", "lora")
 D_METHODS = ("full", "freeze")
 
 
-class FineTuningMethod(BaseEstimator):
-    """Base class of :class:`LoRA` and :class:`SDLoRA`; see there."""
+class WarmupRun(NamedTuple):
+    """A training run that a method needs on the new data before it adapts a network.
 
-    def adapt(self, model, warmup=None):
+    Attributes
+    ----------
+    network : S4Model
+        A throw-away copy of the network, to train in place.
+    epochs : int
+        Epochs to train it.
+    lr : float
+        Learning rate of that training.
+    """
+
+    network: torch.nn.Module
+    epochs: int
+    lr: float
+
+
+class FineTuningMethod(BaseEstimator):
+    """Base class of :class:`LoRA` and :class:`SDLoRA`; see there.
+
+    Fine-tuning a network ``model`` on new data takes two calls, with an optional
+    training run between them::
+
+        run = method.warmup_run(model)
+        warmed_up = None
+        if run is not None:
+            ...  # train run.network on the new data, run.epochs epochs at run.lr
+            warmed_up = run.network
+        model = method.adapt(model, warmed_up)
+    """
+
+    def warmup_run(self, model):
+        """The warmup that :meth:`adapt` needs, or None (only ``ssm_method="sdlora"``).
+
+        Checks the settings first, so that a bad one raises before any training.
+
+        Parameters
+        ----------
+        model : S4Model
+            The network to adapt, with the task's output head (not modified).
+
+        Returns
+        -------
+        WarmupRun or None
+            Its ``network``: a copy of ``model`` whose SSM parameters and head are
+            trainable, to train on the new data for ``epochs`` at ``lr`` and pass to
+            :meth:`adapt` as ``warmed_up``.
+        """
+        self._check_settings()
+        if self.ssm_method != "sdlora":
+            return None
+        self._selection_counts(model)
+        warm = copy.deepcopy(model)
+        warm.requires_grad_(False)
+        for layer in warm.layers:
+            layer.kernel.requires_grad_(True)
+        warm.decoder.requires_grad_(True)
+        return WarmupRun(warm, self.warmup_epochs, self.warmup_lr)
+
+    def adapt(self, model, warmed_up=None):
         """Adapt ``model`` (an :class:`~s4learn.nn.S4Model`, changed in place).
 
         Parameters
@@ -29,9 +88,10 @@ class FineTuningMethod(BaseEstimator):
         model : S4Model
             A copy of the pretrained network with the task's output head; the head
             (``model.decoder``) stays fully trainable.
-        warmup : callable or None
-            ``warmup(model, epochs, lr)`` trains ``model`` (a throw-away copy) on the
-            new data; needed by ``ssm_method="sdlora"``.
+        warmed_up : S4Model or None
+            The network of :meth:`warmup_run`, trained on the new data; needed by
+            ``ssm_method="sdlora"``, which ranks the SSM dimensions by how much the
+            warmup changed them.
 
         Returns
         -------
@@ -40,7 +100,7 @@ class FineTuningMethod(BaseEstimator):
         self._check_settings()
         selections = None
         if self.ssm_method == "sdlora":
-            selections = self._select_dimensions(model, warmup)
+            selections = self._select_dimensions(model, warmed_up)
         model.requires_grad_(False)
         for index, layer in enumerate(model.layers):
             layer.kernel = self._adapt_kernel(
@@ -83,20 +143,18 @@ class FineTuningMethod(BaseEstimator):
             return AdaptedS4DKernel(kernel, updates, trainable=("log_dt",))
         return _sparse_kernel(kernel, *selection)
 
-    def _select_dimensions(self, model, warmup):
-        if warmup is None:
-            raise ValueError("ssm_method='sdlora' needs a warmup run on the new data")
+    def _selection_counts(self, model):
         half_N = model.layers[0].kernel.log_A_real.shape[1]
         H = model.layers[0].kernel.log_dt.shape[0]
-        counts = _selection_counts(self, H, half_N)
-        warm = copy.deepcopy(model)
-        warm.requires_grad_(False)
-        for layer in warm.layers:
-            layer.kernel.requires_grad_(True)
-        warm.decoder.requires_grad_(True)
-        warmup(warm, self.warmup_epochs, self.warmup_lr)
+        return _selection_counts(self, H, half_N)
+
+    def _select_dimensions(self, model, warmed_up):
+        if warmed_up is None:
+            raise ValueError("ssm_method='sdlora' needs a warmup run on the new data: "
+                             "see warmup_run")
+        counts = self._selection_counts(model)
         return [select_dimensions(before.kernel, after.kernel, *counts)
-                for before, after in zip(model.layers, warm.layers)]
+                for before, after in zip(model.layers, warmed_up.layers)]
 
 
 class LoRA(FineTuningMethod):
