@@ -14,6 +14,7 @@ from skorch.callbacks import Callback, EarlyStopping, PrintLog
 from skorch.dataset import unpack_data
 from skorch.hf import AccelerateMixin
 from skorch.utils import to_tensor
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Subset, default_collate
 
 from .batching import LengthGroupedBatchSampler, trim_to_longest
@@ -215,9 +216,31 @@ def _dataset_lengths(dataset):
 
 
 def _trimmed_batch(samples):
+    """Collate, then cut the padding down to a fast FFT length above the longest sequence.
+
+    The FFT of the convolution is much slower for lengths with large prime factors,
+    and the batches of unequal-length data have all sorts of lengths; the extra zero
+    steps are masked like the rest of the padding.
+    """
     X, y = default_collate(samples)
-    X["x"] = trim_to_longest(X["x"], X["lengths"])
+    x = trim_to_longest(X["x"], X["lengths"])
+    steps = fast_length(x.shape[1])
+    X["x"] = F.pad(x, (0, 0, 0, steps - x.shape[1])) if steps > x.shape[1] else x
     return X, y
+
+
+def fast_length(n):
+    """The smallest number of steps >= ``n`` whose only prime factors are 2, 3 and 5."""
+    best = 1 << max(n - 1, 0).bit_length()  # a power of 2
+    power3 = 1
+    while power3 < best:
+        power35 = power3
+        while power35 < best:
+            candidate = power35 << max(math.ceil(math.log2(n / power35)), 0)
+            best = min(best, candidate)
+            power35 *= 5
+        power3 *= 3
+    return best
 
 
 class PlainPrintLog(PrintLog):

@@ -102,3 +102,17 @@ def test_bad_arguments_are_rejected(lengths, batch_size, match):
 def test_trim_rejects_lengths_beyond_the_padding():
     with pytest.raises(ValueError, match="beyond the padded length 5"):
         trim_to_longest(torch.zeros(2, 5, 1), torch.tensor([6, 2]))
+
+
+def test_fast_length_is_the_next_5_smooth_number():
+    from s4learn.training import fast_length
+
+    def is_5_smooth(n):
+        for prime in (2, 3, 5):
+            while n % prime == 0:
+                n //= prime
+        return n == 1
+
+    for n in range(1, 3000):
+        expected = next(m for m in range(n, 2 * n + 1) if is_5_smooth(m))
+        assert fast_length(n) == expected

@@ -84,7 +84,7 @@ def test_onnx_in_onnxruntime_equals_predict_proba(classifier, data, tmp_path):
 
 def test_missing_onnx_packages_name_the_extra(classifier, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # import fails
-    with pytest.raises(ImportError, match=r"pip install 's4learn\[export\]'"):
+    with pytest.raises(ImportError, match=r'pip install "s4learn\[export\]"'):
         export_onnx(classifier, tmp_path / "model.onnx", LENGTH)
 
 
