@@ -21,7 +21,6 @@ quarters).
 Run: python benchmarks/bench_tables.py [--write docs/benchmarks.md]
 """
 
-import argparse
 import contextlib
 import io
 import json
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from bench_timeseries import benchmark_arguments, write  # beside this script
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -153,12 +153,7 @@ def format_row(name, metric, results):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", metavar="PAGE",
-                        help="write the table between the two marker lines of PAGE")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1)")
-    args = parser.parse_args()
+    args = benchmark_arguments(__doc__.splitlines()[0]).parse_args()
     torch.set_num_threads(args.threads)
     header = ("| data | metric | " + " | ".join(MODELS) + " |\n"
               "|---" * (len(MODELS) + 2) + "|")
@@ -175,7 +170,6 @@ def main():
                       f"{torch.get_num_threads()} CPU threads."])
     print(text)
     if args.write:
-        from bench_timeseries import write
         write(args.write, text, MARKER)
 
 

@@ -107,14 +107,20 @@ def write(path, text, marker=MARKER):
         file.write(page[:start + len(marker)] + "\n" + text + "\n" + page[end:])
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
+def benchmark_arguments(description):
+    """A parser with ``--write PAGE`` and ``--threads``, shared by the benchmarks."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--write", metavar="PAGE",
                         help="write the table between the two marker lines of PAGE")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1)")
+    return parser
+
+
+def main():
+    parser = benchmark_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     text = table(run(args.datasets, args.seeds), args.seeds)
