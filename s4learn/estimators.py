@@ -31,6 +31,7 @@ from .inputs import (
     fit_scaling,
 )
 from .nn import S4Model
+from .ondisk import ScaledSequences
 from .parameters import check_parameter, check_parameters
 from .peft import FineTuningMethod, count_merged_parameters, finetuning_network, merge_adapters
 from .persistence import read_model_file
@@ -444,6 +445,8 @@ class S4Estimator(BaseEstimator):
             scaled = apply_scaling(X, lengths, self.scaling_, self.input_mean_,
                                    self.input_scale_,
                                    missing_indicators=self.missing == "mask")
+        if isinstance(scaled, ScaledSequences):  # read from its file batch by batch later
+            return scaled
         not_finite = ~np.isfinite(scaled)
         if not_finite.any():
             sample = int(np.flatnonzero(not_finite.any(axis=(1, 2)))[0])

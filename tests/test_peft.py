@@ -301,7 +301,7 @@ def test_bad_pretrained_models(synthetic, tmp_path):
         S4Regressor(pretrained=base, finetune=LoRA(), **TINY).fit(X[..., :3], y)
     with pytest.raises(ValueError, match="finetune needs a pretrained model"):
         S4Regressor(finetune=LoRA(), **TINY).fit(X, y)
-    with pytest.raises(TypeError, match="finetune must be a method from s4learn.peft"):
+    with pytest.raises(TypeError, match="finetune must be None or a method from s4learn.peft"):
         S4Regressor(pretrained=base, finetune="lora", **TINY).fit(X, y)
     with pytest.raises(TypeError, match="pretrained must be a fitted S4Classifier"):
         S4Regressor(pretrained=42, **TINY).fit(X, y)
