@@ -7,7 +7,6 @@ never runs code from the file, as unpickling would.
 
 import json
 import os
-import pickle
 import secrets
 import shutil
 from pathlib import Path
