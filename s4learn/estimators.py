@@ -417,7 +417,8 @@ class S4Estimator(BaseEstimator):
                 raise ValueError("sample_weight must be finite and non-negative")
         weight = weight * self._class_weight(y)
         if weight.sum() <= 0:
-            raise ValueError("sample_weight is zero for every sample: nothing to train on")
+            raise ValueError("sample_weight must have a positive sum, not weights that are "
+                             "all zero")
         return (weight / weight.mean()).astype(np.float32)  # mean 1: lr stays meaningful
 
     def _class_weight(self, y):
