@@ -343,10 +343,14 @@ class S4Estimator(BaseEstimator):
         if reset:
             self._fit_input_scaling(X, lengths)
             self.n_epochs_ = 0
-        inputs = {"x": self._scale_inputs(X, lengths), "sample_weight": weight}
+        return TrainingData({**self._net_inputs(X, lengths), "sample_weight": weight}, y)
+
+    def _net_inputs(self, X, lengths):
+        """``{"x": scaled X[, "lengths"]}``: the dict of inputs the net reads."""
+        inputs = {"x": self._scale_inputs(X, lengths)}
         if lengths is not None:
             inputs["lengths"] = lengths
-        return TrainingData(inputs, y)
+        return inputs
 
     def _train(self, data, validation_data, *, new_net, epochs, schedule, checkpoint=None):
         """Build a new net (or keep ``net_``) and train it ``epochs`` more epochs.
@@ -574,9 +578,7 @@ class S4Estimator(BaseEstimator):
                 y_val = self._encode_targets(y_val, reset=False)
             except ValueError as error:
                 raise ValueError(f"validation_data: {error}") from error
-            inputs = {"x": self._scale_inputs(X_val, lengths)}
-            if lengths is not None:
-                inputs["lengths"] = lengths
+            inputs = self._net_inputs(X_val, lengths)
             return predefined_split(Dataset(inputs, y_val))
         if self.patience is None:
             return None
@@ -640,7 +642,7 @@ class S4Estimator(BaseEstimator):
     def _forward_batch(self, X):
         """Network outputs for a batch of samples; ValueError where they are not finite."""
         X, lengths = check_sequences(self, X, reset=False)
-        inputs = {"x": self._scale_inputs(X, lengths)}
+        inputs = self._net_inputs(X, lengths)
         if lengths is not None:  # batches of similar lengths, trimmed; order restored
             order = np.argsort(lengths, kind="stable")
             inputs = {"x": inputs["x"][order], "lengths": lengths[order]}
