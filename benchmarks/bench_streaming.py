@@ -62,7 +62,9 @@ def main():
     torch.set_num_threads(1)
     rng = np.random.RandomState(0)
     X = rng.randn(64, LENGTH, CHANNELS).astype(np.float32)
-    model = S4Classifier(max_epochs=1, device="cpu", random_state=0)
+    model = S4Classifier(d_model=64, n_layers=4, prenorm=False, dropout=0.1,
+                         max_epochs=1, device="cpu",
+                         random_state=0)
     model.fit(X, (X[:, :, 0].sum(axis=1) > 0).astype(int))
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"1 thread; sequences of {LENGTH} steps, d_model=64, 4 layers, d_state=64\n")

@@ -156,7 +156,7 @@ def main():
     args = benchmark_arguments(__doc__.splitlines()[0]).parse_args()
     torch.set_num_threads(args.threads)
     header = ("| data | metric | " + " | ".join(MODELS) + " |\n"
-              "|---" * (len(MODELS) + 2) + "|")
+              + "|---" * (len(MODELS) + 2) + "|")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
@@ -167,7 +167,7 @@ def main():
         print(rows[-1], flush=True)
     text = "\n".join([header, *rows, "", f"Mean ± standard deviation over 5 folds (mean fit "
                       f"and predict time per fold); torch {torch.__version__}, "
-                      f"{torch.get_num_threads()} CPU threads."])
+                      f"{args.threads} torch thread(s) for the S4 models."])
     print(text)
     if args.write:
         write(args.write, text, MARKER)

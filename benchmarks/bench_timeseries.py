@@ -8,11 +8,17 @@ on the training split and scored on the test split; fit time is wall-clock.
 MiniRocket needs equal lengths: JapaneseVowels is padded at the end with zeros for it
 (aeon's Padder), while S4Classifier reads the unequal-length list as it is.
 
-Run: python benchmarks/bench_timeseries.py [--seeds 3] [--write docs/benchmarks.md]
+``--more`` runs the five other classification sets that aeon bundles instead (ArrowHead,
+BasicMotions, GunPoint, ItalyPowerDemand and PickupGestureWiimoteZ, whose series have
+unequal lengths), and writes its own table; ``--params '{"d_model": 64}'`` fits
+S4Classifier with these settings instead of its defaults.
+
+Run: python benchmarks/bench_timeseries.py [--seeds 3] [--more] [--write docs/benchmarks.md]
 Needs the timeseries extra: pip install "s4learn[timeseries]".
 """
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -23,7 +29,11 @@ from sklearn.model_selection import train_test_split
 from s4learn import S4Classifier
 
 DATASETS = ("OSULeaf", "ACSF1", "JapaneseVowels", "digits")
+MORE_DATASETS = ("ArrowHead", "BasicMotions", "GunPoint", "ItalyPowerDemand",
+                 "PickupGestureWiimoteZ")
 MARKER = "<!-- bench_timeseries -->"
+MORE_MARKER = "<!-- bench_timeseries_more -->"
+THREADS = [1]  # torch threads of the S4 fits, set from --threads
 
 
 def load(name):
@@ -49,8 +59,10 @@ def minirocket(X_train, y_train, X_test, y_test, seed):
     return timed_score(model, X_train, y_train, X_test, y_test)
 
 
-def s4(X_train, y_train, X_test, y_test, seed):
-    model = S4Classifier(sequence_layout="NCL", random_state=seed, device="cpu")
+def s4(X_train, y_train, X_test, y_test, seed, settings=None):
+    torch.set_num_threads(THREADS[0])  # MiniRocket's numba run may have changed it
+    model = S4Classifier(sequence_layout="NCL", random_state=seed, device="cpu",
+                         **(settings or {}))
     return timed_score(model, X_train, y_train, X_test, y_test)
 
 
@@ -61,13 +73,14 @@ def timed_score(model, X_train, y_train, X_test, y_test):
     return float(np.mean(model.predict(X_test) == np.asarray(y_test))), seconds
 
 
-def run(datasets, seeds):
+def run(datasets, seeds, settings=None):
     rows = []
     for name in datasets:
         data = load(name)
-        results = {"S4Classifier": [s4(*data, seed) for seed in range(seeds)],
+        results = {"S4Classifier": [s4(*data, seed, settings) for seed in range(seeds)],
                    "MiniRocket": [minirocket(*data, seed) for seed in range(seeds)]}
-        row = {"dataset": name, "n_train": len(data[1]), "n_test": len(data[3])}
+        row = {"dataset": name, "n_train": len(data[1]), "n_test": len(data[3]),
+               "seeds": seeds}
         for model, scores in results.items():
             accuracy, seconds = np.array(scores).T
             row[model] = (accuracy.mean(), accuracy.std(), seconds.mean())
@@ -80,7 +93,8 @@ def format_row(row):
     cells = [row["dataset"], str(row["n_train"]), str(row["n_test"])]
     for model in ("S4Classifier", "MiniRocket"):
         mean, std, seconds = row[model]
-        cells += [f"{mean:.3f} ± {std:.3f}", f"{seconds:.1f}"]
+        spread = f" ± {std:.3f}" if row["seeds"] > 1 else ""
+        cells += [f"{mean:.3f}{spread}", f"{seconds:.1f}"]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -91,7 +105,7 @@ def table(rows, seeds):
              for model in ("S4Classifier", "MiniRocket")}
     footer = (f"| mean | | | {means['S4Classifier']:.3f} | | {means['MiniRocket']:.3f} | |\n\n"
               f"Mean ± standard deviation over {seeds} seed(s); torch "
-              f"{torch.__version__}, {torch.get_num_threads()} CPU threads.")
+              f"{torch.__version__}, {THREADS[0]} torch thread(s) for S4Classifier.")
     return "\n".join([header, *map(format_row, rows), footer])
 
 
@@ -120,13 +134,21 @@ def benchmark_arguments(description):
 def main():
     parser = benchmark_arguments(__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
+    parser.add_argument("--datasets", nargs="+", default=DATASETS,
+                        choices=DATASETS + MORE_DATASETS)
+    parser.add_argument("--more", action="store_true",
+                        help="the five other classification sets aeon bundles")
+    parser.add_argument("--params", type=json.loads, default={},
+                        help="S4Classifier settings as JSON (default: its defaults)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    text = table(run(args.datasets, args.seeds), args.seeds)
+    THREADS[0] = args.threads
+    datasets = MORE_DATASETS if args.more else args.datasets
+    text = table(run(datasets, args.seeds, args.params), args.seeds)
+    if args.params:
+        text += f" S4Classifier settings: {json.dumps(args.params)}."
     print(text)
     if args.write:
-        write(args.write, text)
+        write(args.write, text, MORE_MARKER if args.more else MARKER)
 
 
 if __name__ == "__main__":

@@ -59,23 +59,30 @@ class TrainingData(NamedTuple):
 
 
 _COMMON_PARAMETERS = """\
-    d_model : int, default=64
+    d_model : int, default=32
         Width of the S4D layers.
-    n_layers : int, default=4
-        Number of residual S4D blocks.
+    n_layers : int, default=2
+        Number of residual S4D blocks. The default size (32 wide, 2 deep, about 13k
+        parameters) suits the small data sets of most tables and time-series
+        archives; large data sets such as sequential MNIST gain from wider and deeper
+        networks.
     d_state : int, default=64
         State size N of each layer's SSM (N/2 complex modes per channel).
-    dropout : float, default=0.1
+    dropout : float, default=0.3
         Dropout in each block.
-    prenorm : bool, default=False
+    prenorm : bool, default=True
         LayerNorm before each S4D layer instead of after the residual sum.
     bidirectional : bool, default=False
         Non-causal layers that also read the sequence backwards in time.
     init : {"lin", "inv", "legs"}, default="legs"
         Initialisation of the state matrices (S4D-Lin, S4D-Inv, S4D-LegS).
-    pool : {"mean", "last"}, default="mean"
+    pool : {"auto", "mean", "last"}, default="auto"
         How the network summarises a sequence: the mean of its steps' features, or the
-        features of its last step (a causal summary that can be streamed).
+        features of its last step (a causal summary that can be streamed). "auto" is
+        "last" for a table whose columns differ in scale (see ``scaling``: a record
+        of measurements in different units, which the network then reads column by
+        column into one state, as a linear model weighs each column) and "mean"
+        otherwise (series, images, tables of like columns).
     dt_min, dt_max : float or "auto", default="auto"
         Range of the log-uniform initial step sizes. ``1 / dt`` is about the number of
         steps a channel remembers at first; "auto" sets ``dt_min = 1 / L`` and
@@ -202,6 +209,9 @@ _COMMON_ATTRIBUTES = """\
         "auto"; longer sequences are accepted at predict).
     scaling_ : str
         The input scaling used: ``scaling`` with "auto" resolved.
+    pool_ : str
+        The pooling of the network: ``pool`` with "auto" resolved (the pretrained
+        network's own when fine-tuning).
     input_mean_, input_scale_ : ndarray
         The input standardisation learnt in ``fit``.
     n_epochs_ : int
@@ -228,8 +238,8 @@ _COMMON_ATTRIBUTES = """\
 class S4Estimator(BaseEstimator):
     """Shared fit/predict machinery; use :class:`S4Classifier` or :class:`S4Regressor`."""
 
-    def __init__(self, *, d_model=64, n_layers=4, d_state=64, dropout=0.1, prenorm=False,
-                 bidirectional=False, init="legs", pool="mean", dt_min="auto",
+    def __init__(self, *, d_model=32, n_layers=2, d_state=64, dropout=0.3, prenorm=True,
+                 bidirectional=False, init="legs", pool="auto", dt_min="auto",
                  dt_max="auto", lr=0.01, weight_decay=0.01, batch_size="auto",
                  predict_batch_size=256, max_epochs=60, min_steps=600, patience=None,
                  validation_fraction=0.1,
@@ -430,15 +440,21 @@ class S4Estimator(BaseEstimator):
 
     def _fit_input_scaling(self, X, lengths):
         """Learn how inputs are standardised (``scaling_``, ``input_mean_``/``_scale_``)."""
-        self.scaling_ = self._resolve_scaling(X, lengths)
+        unlike_columns = ("auto" in (self.scaling, self.pool) and self._is_table()
+                          and columns_differ_in_scale(X))
+        self.scaling_ = self._resolve_scaling(lengths, unlike_columns)
+        self.pool_ = ("last" if unlike_columns else "mean") if self.pool == "auto" \
+            else self.pool
         self.n_timepoints_ = int(X.shape[1])
         self.input_mean_, self.input_scale_ = fit_scaling(X, lengths, self.scaling_)
 
-    def _resolve_scaling(self, X, lengths):
+    def _is_table(self):
+        """Whether ``fit`` got a table: a DataFrame or 2-D array of values per sample."""
+        return len(getattr(self, "input_shape_", ())) == 1 and self.input_type != "image"
+
+    def _resolve_scaling(self, lengths, unlike_columns):
         if self.scaling == "auto":
-            is_table = (len(getattr(self, "input_shape_", ())) == 1
-                        and self.input_type != "image")
-            return "column" if is_table and columns_differ_in_scale(X) else "channel"
+            return "column" if unlike_columns else "channel"
         if self.scaling == "column" and lengths is not None:
             raise ValueError("scaling='column' needs sequences of one length; use "
                              "scaling='channel' or 'series' for unequal lengths")
@@ -472,7 +488,7 @@ class S4Estimator(BaseEstimator):
                 d_input=d_input, d_output=self._n_outputs(), d_model=self.d_model,
                 n_layers=self.n_layers, d_state=self.d_state, dropout=self.dropout,
                 prenorm=self.prenorm, bidirectional=self.bidirectional, init=self.init,
-                pool=self.pool, dt_min=dt_min, dt_max=dt_max)
+                pool=self.pool_, dt_min=dt_min, dt_max=dt_max)
             self._record_parameter_counts(network)
             return network
         pretrained_network, pretrained_estimator = load_pretrained(self.pretrained)
@@ -483,6 +499,7 @@ class S4Estimator(BaseEstimator):
             pretrained_network, d_input, self._n_outputs(),
             keep_head=self._same_task(pretrained_estimator),
             device=resolve_device(self.device), dropout=self.dropout)
+        self.pool_ = network.pool
         if self.finetune is not None:
             run = self.finetune.warmup_run(network)
             warmed_up = None if run is None else self._warm_up(run, data)
@@ -734,8 +751,8 @@ class S4Classifier(ClassifierMixin, S4Estimator):
     _valid_score = staticmethod(valid_accuracy)
     _valid_score_name = "valid_acc"
 
-    def __init__(self, *, d_model=64, n_layers=4, d_state=64, dropout=0.1, prenorm=False,
-                 bidirectional=False, init="legs", pool="mean", dt_min="auto",
+    def __init__(self, *, d_model=32, n_layers=2, d_state=64, dropout=0.3, prenorm=True,
+                 bidirectional=False, init="legs", pool="auto", dt_min="auto",
                  dt_max="auto", lr=0.01, weight_decay=0.01, batch_size="auto",
                  predict_batch_size=256, max_epochs=60, min_steps=600, patience=None,
                  validation_fraction=0.1,

@@ -110,7 +110,7 @@ PARAMETER_RULES = {
     "prenorm": [BOOL],
     "bidirectional": [BOOL],
     "init": [options(*INITS)],
-    "pool": [options(*POOLINGS)],
+    "pool": [options("auto", *POOLINGS)],
     "dt_min": [POSITIVE_FLOAT, options("auto")],
     "dt_max": [POSITIVE_FLOAT, options("auto")],
     "lr": [POSITIVE_FLOAT],

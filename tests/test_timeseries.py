@@ -113,7 +113,7 @@ def test_real_unequal_length_data_from_aeon():
 def test_column_scaling_matches_a_scaled_pipeline_on_wine():
     X, y = load_wine(return_X_y=True)  # proline is about 1000x the smallest column
     X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y, random_state=0)
-    settings = dict(TINY, max_epochs=15)
+    settings = dict(TINY, max_epochs=15, pool="mean")  # the scaling alone makes the gap
     default = S4Classifier(**settings).fit(X_train, y_train)
     assert default.scaling_ == "column"
     pipeline = make_pipeline(StandardScaler(), S4Classifier(scaling="none", **settings))
@@ -121,6 +121,17 @@ def test_column_scaling_matches_a_scaled_pipeline_on_wine():
     one_scale = S4Classifier(scaling="channel", **settings).fit(X_train, y_train)
     assert default.score(X_test, y_test) >= pipeline.score(X_test, y_test) - 0.03
     assert default.score(X_test, y_test) > one_scale.score(X_test, y_test) + 0.1
+
+
+def test_auto_pool_reads_a_table_of_unlike_columns_to_its_last_column(unequal_model):
+    X, y = load_wine(return_X_y=True)
+    table = S4Classifier(**dict(TINY, max_epochs=1)).fit(X, y)
+    like_columns = S4Classifier(**dict(TINY, max_epochs=1)).fit(X / X.std(axis=0), y)
+    assert (table.pool_, table.net_.module_.pool) == ("last", "last")
+    assert (like_columns.pool_, like_columns.net_.module_.pool) == ("mean", "mean")
+    assert unequal_model[0].pool_ == "mean"  # series
+    chosen = S4Classifier(**dict(TINY, max_epochs=1, pool="mean")).fit(X, y)
+    assert chosen.pool_ == "mean"
 
 
 def test_small_data_gets_the_minimum_number_of_steps():
