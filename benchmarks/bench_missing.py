@@ -5,16 +5,17 @@ a share of the values of every series, training and test, is set to NaN at rando
 and ``S4Classifier(missing="mask")`` (otherwise defaults) is fit on what is left.
 The complete data are fit with the defaults alone.
 
-Run: python benchmarks/bench_missing.py [--seeds 3]
+Run: python benchmarks/bench_missing.py [--seeds 3] [--write docs/timeseries.md]
 Needs the timeseries extra: pip install "s4learn[timeseries]".
 """
 
-import argparse
-
 import numpy as np
 import torch
+from bench_timeseries import benchmark_arguments, write  # beside this script
 
 from s4learn import S4Classifier
+
+MARKER = "<!-- bench_missing -->"
 
 SHARES = (0.0, 0.1, 0.3)
 
@@ -36,18 +37,22 @@ def accuracy(share, seed):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_arguments(__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print("| values missing | test accuracy |\n|---|---|")
+    lines = ["| values missing | test accuracy |", "|---|---|"]
     for share in SHARES:
         scores = [accuracy(share, seed) for seed in range(args.seeds)]
-        print(f"| {share:.0%} | {np.mean(scores):.3f} ± {np.std(scores):.3f} |", flush=True)
-    print(f"\nMean ± standard deviation over {args.seeds} seed(s) (the seed draws the "
-          f"removed values and the model's initialisation); torch {torch.__version__}, "
-          f"{args.threads} thread(s).")
+        lines.append(f"| {share:.0%} | {np.mean(scores):.3f} ± {np.std(scores):.3f} |")
+        print(lines[-1], flush=True)
+    lines += ["", f"Mean ± standard deviation over {args.seeds} seed(s) (the seed draws the "
+              f"removed values and the model's initialisation); torch {torch.__version__}, "
+              f"{args.threads} thread(s)."]
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        write(args.write, text, MARKER)
 
 
 if __name__ == "__main__":

@@ -103,8 +103,9 @@ def table(rows, seeds):
               "MiniRocket accuracy | MiniRocket fit (s) |\n|---|---|---|---|---|---|---|")
     means = {model: np.mean([row[model][0] for row in rows])
              for model in ("S4Classifier", "MiniRocket")}
+    spread = "One seed" if seeds == 1 else f"Mean ± standard deviation over {seeds} seeds"
     footer = (f"| mean | | | {means['S4Classifier']:.3f} | | {means['MiniRocket']:.3f} | |\n\n"
-              f"Mean ± standard deviation over {seeds} seed(s); torch "
+              f"{spread}; torch "
               f"{torch.__version__}, {THREADS[0]} torch thread(s) for S4Classifier.")
     return "\n".join([header, *map(format_row, rows), footer])
 
