@@ -439,7 +439,8 @@ class S4Estimator(BaseEstimator):
         return 1.0
 
     def _fit_input_scaling(self, X, lengths):
-        """Learn how inputs are standardised (``scaling_``, ``input_mean_``/``_scale_``)."""
+        """Learn how inputs are standardised (``scaling_``, ``input_mean_``/``_scale_``)
+        and pooled over time (``pool_``)."""
         unlike_columns = ("auto" in (self.scaling, self.pool) and self._is_table()
                           and columns_differ_in_scale(X))
         self.scaling_ = self._resolve_scaling(lengths, unlike_columns)
