@@ -13,13 +13,13 @@ import time
 
 import numpy as np
 import torch
+from bench_timeseries import EARLIER_DEFAULTS  # beside this script
 
 from s4learn import S4Classifier
 
 
 def epoch_seconds(X, y, device, precision, compile):
-    model = S4Classifier(d_model=64, n_layers=4, prenorm=False, dropout=0.1,
-                         max_epochs=1, min_steps=0,
+    model = S4Classifier(**EARLIER_DEFAULTS, max_epochs=1, min_steps=0,
                          precision=precision, compile=compile,
                          device=device, random_state=0, warm_start=True)
     model.fit(X, y)  # warm-up: allocation, kernels, compilation

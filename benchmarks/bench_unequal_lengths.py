@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import torch
+from bench_timeseries import EARLIER_DEFAULTS  # beside this script
 
 from s4learn import S4Classifier
 
@@ -34,8 +35,7 @@ def padded_to_max(X, length):
 
 
 def epoch_seconds(X, y):
-    model = S4Classifier(d_model=64, n_layers=4, prenorm=False, dropout=0.1,
-                         max_epochs=1, min_steps=0,
+    model = S4Classifier(**EARLIER_DEFAULTS, max_epochs=1, min_steps=0,
                          random_state=0, device="cpu")
     start = time.perf_counter()
     model.fit(X, y)

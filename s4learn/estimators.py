@@ -947,6 +947,8 @@ SLICEABLE = (np.ndarray, pd.DataFrame, pd.Series, torch.Tensor, list, tuple, sp.
 def _rows(X, start, stop):
     """Samples ``start`` to ``stop`` of ``X``: a view of an array, rows of a frame."""
     return X.iloc[start:stop] if isinstance(X, (pd.DataFrame, pd.Series)) else X[start:stop]
+
+
 def load_pretrained(pretrained, allow_pickle=False):
     """``(network, estimator)`` from a fitted estimator, a saved one, or an S4Model.
 
