@@ -71,7 +71,18 @@ _COMMON_PARAMETERS = """\
     dropout : float, default=0.3
         Dropout in each block.
     prenorm : bool, default=True
-        LayerNorm before each S4D layer instead of after the residual sum.
+        Normalise before each S4D layer instead of after the residual sum.
+    norm : {"batch", "layer"}, default="batch"
+        How each block normalises: batch normalisation of each channel over the batch
+        and the real time steps (running statistics at prediction), as convolutional
+        time-series networks do, or LayerNorm over the channels of each time step, as
+        the S4 reference does.
+    differences : bool or "auto", default="auto"
+        Also read each input channel's step-to-step difference, standardised: the
+        first-difference representation of time-series classifiers, which shows
+        slopes and edges to the first layer. "auto" reads them, except from a table
+        whose columns differ in scale (the ``scaling`` and ``pool`` test), where
+        neighbouring columns are different measurements. Stored in ``differences_``.
     bidirectional : bool, default=False
         Non-causal layers that also read the sequence backwards in time.
     init : {"lin", "inv", "legs"}, default="legs"
@@ -239,10 +250,10 @@ class S4Estimator(BaseEstimator):
     """Shared fit/predict machinery; use :class:`S4Classifier` or :class:`S4Regressor`."""
 
     def __init__(self, *, d_model=32, n_layers=2, d_state=64, dropout=0.3, prenorm=True,
-                 bidirectional=False, init="legs", pool="auto", dt_min="auto",
-                 dt_max="auto", lr=0.01, weight_decay=0.01, batch_size="auto",
-                 predict_batch_size=256, max_epochs=60, min_steps=600, patience=None,
-                 validation_fraction=0.1,
+                 norm="batch", differences="auto", bidirectional=False, init="legs",
+                 pool="auto", dt_min="auto", dt_max="auto", lr=0.01, weight_decay=0.01,
+                 batch_size="auto", predict_batch_size=256, max_epochs=60, min_steps=600,
+                 patience=None, validation_fraction=0.1,
                  input_type="auto", image_layout="auto", sequence_layout="auto",
                  grayscale=False, scaling="auto", missing="error", num_workers=0,
                  device="auto", random_state=None, verbose=0, callbacks=None,
@@ -253,6 +264,8 @@ class S4Estimator(BaseEstimator):
         self.d_state = d_state
         self.dropout = dropout
         self.prenorm = prenorm
+        self.norm = norm
+        self.differences = differences
         self.bidirectional = bidirectional
         self.init = init
         self.pool = pool
@@ -439,13 +452,15 @@ class S4Estimator(BaseEstimator):
         return 1.0
 
     def _fit_input_scaling(self, X, lengths):
-        """Learn how inputs are standardised (``scaling_``, ``input_mean_``/``_scale_``)
-        and pooled over time (``pool_``)."""
-        unlike_columns = ("auto" in (self.scaling, self.pool) and self._is_table()
-                          and columns_differ_in_scale(X))
+        """Learn how inputs are standardised (``scaling_``, ``input_mean_``/``_scale_``),
+        differenced (``differences_``) and pooled over time (``pool_``)."""
+        unlike_columns = ("auto" in (self.scaling, self.pool, self.differences)
+                          and self._is_table() and columns_differ_in_scale(X))
         self.scaling_ = self._resolve_scaling(lengths, unlike_columns)
         self.pool_ = ("last" if unlike_columns else "mean") if self.pool == "auto" \
             else self.pool
+        self.differences_ = not unlike_columns if self.differences == "auto" \
+            else self.differences
         self.n_timepoints_ = int(X.shape[1])
         self.input_mean_, self.input_scale_ = fit_scaling(X, lengths, self.scaling_)
 
@@ -488,7 +503,8 @@ class S4Estimator(BaseEstimator):
             network = S4Model(
                 d_input=d_input, d_output=self._n_outputs(), d_model=self.d_model,
                 n_layers=self.n_layers, d_state=self.d_state, dropout=self.dropout,
-                prenorm=self.prenorm, bidirectional=self.bidirectional, init=self.init,
+                prenorm=self.prenorm, norm=self.norm, differences=self.differences_,
+                bidirectional=self.bidirectional, init=self.init,
                 pool=self.pool_, dt_min=dt_min, dt_max=dt_max)
             self._record_parameter_counts(network)
             return network
@@ -501,6 +517,7 @@ class S4Estimator(BaseEstimator):
             keep_head=self._same_task(pretrained_estimator),
             device=resolve_device(self.device), dropout=self.dropout)
         self.pool_ = network.pool
+        self.differences_ = network.differences
         if self.finetune is not None:
             run = self.finetune.warmup_run(network)
             warmed_up = None if run is None else self._warm_up(run, data)
@@ -753,10 +770,10 @@ class S4Classifier(ClassifierMixin, S4Estimator):
     _valid_score_name = "valid_acc"
 
     def __init__(self, *, d_model=32, n_layers=2, d_state=64, dropout=0.3, prenorm=True,
-                 bidirectional=False, init="legs", pool="auto", dt_min="auto",
-                 dt_max="auto", lr=0.01, weight_decay=0.01, batch_size="auto",
-                 predict_batch_size=256, max_epochs=60, min_steps=600, patience=None,
-                 validation_fraction=0.1,
+                 norm="batch", differences="auto", bidirectional=False, init="legs",
+                 pool="auto", dt_min="auto", dt_max="auto", lr=0.01, weight_decay=0.01,
+                 batch_size="auto", predict_batch_size=256, max_epochs=60, min_steps=600,
+                 patience=None, validation_fraction=0.1,
                  input_type="auto", image_layout="auto", sequence_layout="auto",
                  grayscale=False, scaling="auto", missing="error", num_workers=0,
                  device="auto", random_state=None, verbose=0, callbacks=None,
@@ -764,7 +781,8 @@ class S4Classifier(ClassifierMixin, S4Estimator):
                  compile=False, accelerator=None, class_weight=None):
         super().__init__(
             d_model=d_model, n_layers=n_layers, d_state=d_state, dropout=dropout,
-            prenorm=prenorm, bidirectional=bidirectional, init=init, pool=pool,
+            prenorm=prenorm, norm=norm, differences=differences,
+            bidirectional=bidirectional, init=init, pool=pool,
             dt_min=dt_min, dt_max=dt_max, lr=lr, weight_decay=weight_decay,
             batch_size=batch_size, predict_batch_size=predict_batch_size,
             max_epochs=max_epochs, min_steps=min_steps,

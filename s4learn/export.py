@@ -85,7 +85,7 @@ class FixedLengthModel(nn.Module):
         network.layers = nn.ModuleList(FixedLengthS4D(layer, int(length))
                                        for layer in network.layers)
         self.network = network
-        n_channels = network.encoder.in_features
+        n_channels = network.d_input
         weight, bias = _input_scaling(estimator, int(length), n_channels)
         self.register_buffer("input_weight", weight)
         self.register_buffer("input_bias", bias)
@@ -166,7 +166,7 @@ def _input_scaling(estimator, length, n_channels):
 
 
 def _example_input(model, length):
-    return torch.zeros(2, length, model.network.encoder.in_features)
+    return torch.zeros(2, length, model.network.d_input)
 
 
 def _float32(array):

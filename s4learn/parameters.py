@@ -20,6 +20,7 @@ import torch
 from .inputs import IMAGE_LAYOUTS, INPUT_TYPES, MISSING, SCALINGS, SEQUENCE_LAYOUTS
 from .nn.kernel import INITS
 from .nn.model import POOLINGS
+from .nn.norm import NORMS
 
 
 class InvalidParameterError(ValueError, TypeError):
@@ -108,6 +109,8 @@ PARAMETER_RULES = {
     "d_state": [EVEN_STATE_SIZE],
     "dropout": [float_in(0, 1, True, False)],
     "prenorm": [BOOL],
+    "norm": [options(*NORMS)],
+    "differences": [BOOL, options("auto")],
     "bidirectional": [BOOL],
     "init": [options(*INITS)],
     "pool": [options("auto", *POOLINGS)],

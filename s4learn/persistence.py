@@ -185,7 +185,7 @@ def network_config(network):
     modules themselves.
     """
     config = dict(getattr(network, "config", {}))
-    config.update(d_input=network.encoder.in_features, d_output=network.decoder.out_features,
+    config.update(d_input=network.d_input, d_output=network.decoder.out_features,
                   d_model=network.encoder.out_features, n_layers=len(network.layers),
                   prenorm=network.prenorm, pool=network.pool)
     if len(network.layers):

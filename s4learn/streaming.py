@@ -77,6 +77,7 @@ class StreamingPredictor:
         self._feature_sum = torch.zeros(self.n_streams_, self.network.encoder.out_features,
                                         dtype=torch.float64, device=device)
         self._outputs = None  # network outputs for the prefix read so far
+        self._previous_step = None  # the last scaled step read
         return self
 
     def update(self, steps):
@@ -125,7 +126,8 @@ class StreamingPredictor:
         dropout is the identity).
         """
         network = self.network
-        x = network.encoder(x_t)  # (B H)
+        x = network.encode_step(x_t, self._previous_step)  # (B H)
+        self._previous_step = x_t
         for i, (layer, norm) in enumerate(zip(network.layers, network.norms)):
             z = norm(x) if network.prenorm else x
             y, self._states[i] = layer.step(z, self._states[i])
@@ -155,7 +157,7 @@ class StreamingPredictor:
 
     def _check_steps(self, steps):
         steps = np.asarray(steps, dtype=np.float32)
-        n_channels = self.network.encoder.in_features
+        n_channels = self.network.d_input
         if steps.ndim not in (2, 3) or steps.shape[-1] != n_channels or not steps.shape[-2]:
             raise ValueError(f"steps must have shape (n_streams, T, {n_channels}) or "
                              f"(T, {n_channels}) with T >= 1, got {steps.shape}")

@@ -14,6 +14,7 @@ from skorch.callbacks import Callback, EarlyStopping, PrintLog
 from skorch.dataset import unpack_data
 from skorch.hf import AccelerateMixin
 from skorch.utils import to_tensor
+from torch import distributed as dist
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Subset, default_collate
 
@@ -187,6 +188,10 @@ class AcceleratedS4Net(AccelerateMixin, S4Net):
         if not self._wrapped_with_accelerator:  # unwrapped at the end of an earlier fit
             self._wrap_modules()
 
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        share_buffers_of_process_0(self.module_)
+        return super().on_train_end(net, X=X, y=y, **kwargs)
+
     def get_iterator(self, dataset, training=False):
         if not self._wrapped_with_accelerator:
             return S4Net.get_iterator(self, dataset, training=training)
@@ -201,6 +206,20 @@ class AcceleratedS4Net(AccelerateMixin, S4Net):
         if not self._wrapped_with_accelerator:  # local prediction: inputs to the module
             x = to_tensor(x, device=self.accelerator.device)
         return super().infer(x, **fit_params)
+
+
+def share_buffers_of_process_0(module):
+    """Give every process the buffers (batch-norm statistics) of process 0.
+
+    Gradients are averaged across processes, so the parameters agree; running
+    statistics are updated from each process's own shard of the batch, so they would
+    differ by the last batches, and so would the processes' predictions.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    with torch.no_grad():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def _dataset_lengths(dataset):

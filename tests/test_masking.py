@@ -9,10 +9,11 @@ from s4learn.nn.model import padding_mask
 LENGTHS = [9, 4, 1, 13]
 
 
-def make_model(bidirectional, pool, mode, prenorm=False):
+def make_model(bidirectional, pool, mode, prenorm=False, norm="layer", differences=False):
     torch.manual_seed(0)
     model = S4Model(d_input=3, d_output=4, d_model=8, n_layers=2, d_state=8,
-                    bidirectional=bidirectional, pool=pool, prenorm=prenorm, dt_max=0.5)
+                    bidirectional=bidirectional, pool=pool, prenorm=prenorm, norm=norm,
+                    differences=differences, dt_max=0.5, dropout=0.0)
     for layer in model.layers:
         layer.mode = mode
     return model.eval()
@@ -27,10 +28,17 @@ def padded_batch(lengths, padded_length, seed=1):
 
 @pytest.mark.parametrize("mode", ["fast", "plain"])
 @pytest.mark.parametrize("pool", ["mean", "last"])
-@pytest.mark.parametrize("bidirectional, prenorm", [(False, False), (True, False),
-                                                    (True, True)])
-def test_padded_sequence_equals_sequence_alone(bidirectional, pool, mode, prenorm):
-    model = make_model(bidirectional, pool, mode, prenorm)
+@pytest.mark.parametrize("bidirectional, prenorm, norm, differences", [
+    (False, False, "layer", False), (True, False, "layer", False),
+    (True, True, "layer", False), (False, True, "batch", True),
+    (True, False, "batch", False), (True, True, "layer", True)])
+def test_padded_sequence_equals_sequence_alone(bidirectional, pool, mode, prenorm, norm,
+                                               differences):
+    model = make_model(bidirectional, pool, mode, prenorm, norm, differences)
+    if norm == "batch" or differences:  # running statistics other than the initial 0, 1
+        model.train()
+        model(*padded_batch(LENGTHS, 20, seed=2))
+        model.eval()
     x, lengths = padded_batch(LENGTHS, 5 * max(LENGTHS))
     with torch.no_grad():
         batched = model(x, lengths)
@@ -39,6 +47,21 @@ def test_padded_sequence_equals_sequence_alone(bidirectional, pool, mode, prenor
     torch.testing.assert_close(batched, alone, rtol=1e-5, atol=1e-5)
     padding = ~padding_mask(lengths, x).squeeze(-1)
     assert (batched_features[padding] == 0).all()
+
+
+@pytest.mark.parametrize("prenorm", [False, True])
+def test_batch_norm_statistics_in_training_ignore_padding(prenorm):
+    # the same real steps padded with other noise to another length: the same outputs
+    model = make_model(True, "mean", "fast", prenorm, norm="batch", differences=True).train()
+    x, lengths = padded_batch(LENGTHS, 5 * max(LENGTHS))
+    other, _ = padded_batch(LENGTHS, max(LENGTHS), seed=7)
+    for b, n in enumerate(LENGTHS):
+        other[b, :n] = x[b, :n]
+    torch.testing.assert_close(model(x, lengths), model(other, lengths), rtol=1e-5,
+                               atol=1e-5)
+    running_mean = model.norms[0].running_mean.clone()
+    model(x, lengths)
+    assert not torch.equal(model.norms[0].running_mean, running_mean)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

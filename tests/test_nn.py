@@ -9,6 +9,7 @@ import torch
 
 from s4learn.nn import S4D, S4DKernel, S4Model, param_groups
 from s4learn.nn.kernel import init_A
+from s4learn.nn.norm import SequenceBatchNorm
 
 
 def run_steps(layer, x):
@@ -161,3 +162,51 @@ def test_model_maps_sequences_to_outputs(prenorm, pool):
         x2 = x.clone()
         x2[:, 0] += 1.0
         assert not torch.allclose(model(x2), out)
+
+
+def test_sequence_batch_norm_is_batch_norm_of_the_real_steps():
+    torch.manual_seed(0)
+    x = torch.randn(3, 10, 4) * 3 + 1
+    lengths = torch.tensor([10, 6, 2])
+    mask = (torch.arange(10) < lengths.unsqueeze(-1)).unsqueeze(-1)
+    real = torch.cat([x[b, :n] for b, n in enumerate(lengths)])  # (18, 4)
+    norm, reference = SequenceBatchNorm(4), torch.nn.BatchNorm1d(4)
+    out, expected = norm(x, mask), reference(real)
+    torch.testing.assert_close(out[mask.squeeze(-1)], expected)
+    assert (out[~mask.squeeze(-1)] == 0).all()
+    torch.testing.assert_close(norm.running_var, reference.running_var)
+    norm.eval(), reference.eval()
+    step = torch.randn(5, 4)  # one step of 5 streams, as streaming prediction feeds it
+    torch.testing.assert_close(norm(step), reference(step))
+
+
+def test_bad_norm_is_rejected():
+    with pytest.raises(ValueError, match=r"norm must be one of \('layer', 'batch'\), "
+                                         r"got 'group'"):
+        S4Model(d_input=2, d_output=2, norm="group")
+
+
+def test_differences_are_the_first_difference_of_each_channel():
+    torch.manual_seed(0)
+    model = S4Model(d_input=2, d_output=3, d_model=4, n_layers=1, d_state=4,
+                    differences=True).eval()
+    model.difference_norm.running_var.fill_(4.0)  # standardised: divided by 2
+    x = torch.randn(2, 6, 2)
+    steps = torch.cat([torch.zeros(2, 1, 2), x[:, 1:] - x[:, :-1]], dim=1)
+    expected = model.encoder(torch.cat([x, steps / torch.sqrt(torch.tensor(4.0 + 1e-5))],
+                                       dim=-1))
+    torch.testing.assert_close(model._encode(x, None), expected)
+    stepped = [model.encode_step(x[:, 0])] + [model.encode_step(x[:, t], x[:, t - 1])
+                                              for t in range(1, 6)]
+    torch.testing.assert_close(torch.stack(stepped, dim=1), expected)
+
+
+def test_model_pickled_before_differences_existed_loads():
+    model = S4Model(d_input=3, d_output=2, d_model=4, n_layers=1, d_state=4).eval()
+    state = model.__dict__.copy()
+    del state["d_input"], state["differences"]
+    old = S4Model.__new__(S4Model)
+    old.__setstate__(state)
+    x = torch.randn(2, 5, 3)
+    assert old.d_input == 3 and not old.differences
+    torch.testing.assert_close(old(x), model(x))

@@ -217,4 +217,4 @@ def test_pickles_load_with_opt_in(trap, classifier, table):
     assert np.array_equal(loaded.predict_proba(X), classifier.predict_proba(X))
     marker.unlink()
     network, _ = load_pretrained(path, allow_pickle=True)
-    assert marker.exists() and network.encoder.in_features == 1
+    assert marker.exists() and network.d_input == 1

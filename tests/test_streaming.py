@@ -35,11 +35,15 @@ def stream_step_by_step(predictor, X):
                           axis=1)
 
 
-@pytest.mark.parametrize("prenorm", [False, True])
+@pytest.mark.parametrize("prenorm, norm, differences", [
+    (False, "layer", False), (True, "layer", False), (True, "batch", True),
+    (False, "batch", False)])
 @pytest.mark.parametrize("pool", ["mean", "last"])
-def test_classifier_stream_equals_predict_proba_on_every_prefix(data, prenorm, pool):
+def test_classifier_stream_equals_predict_proba_on_every_prefix(data, prenorm, norm,
+                                                                differences, pool):
     X, y = data
-    model = S4Classifier(**TINY, prenorm=prenorm).fit(X, y)
+    model = S4Classifier(**TINY, prenorm=prenorm, norm=norm,
+                         differences=differences).fit(X, y)
     model.net_.module_.pool = pool  # predict_proba pools the same way
     predictor = StreamingPredictor(model)
     streamed = stream_step_by_step(predictor, X[:5])

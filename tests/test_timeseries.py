@@ -95,7 +95,7 @@ def test_masked_missing_values_keep_accuracy():
     rng = np.random.RandomState(1)
     gappy = [np.where(rng.rand(*x.shape) < 0.3, np.nan, x) for x in X]
     clf = S4Classifier(missing="mask", **TINY).fit(gappy[:90], y[:90])
-    assert clf.net_.module_.encoder.in_features == 4  # 2 channels + 2 indicators
+    assert clf.net_.module_.d_input == 4  # 2 channels + 2 indicators
     assert clf.score(gappy[90:], y[90:]) > 0.8
 
 

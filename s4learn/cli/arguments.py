@@ -29,8 +29,8 @@ SELECTION_SETTINGS = ("select_channels_dim", "updatable_channels_dim", "select_s
 METHOD_SETTINGS = {"full": (), "lora": LORA_SETTINGS,
                    "sdlora": LORA_SETTINGS + SELECTION_SETTINGS}
 # options that the pretrained network's architecture replaces
-ARCHITECTURE_OPTIONS = ("n_layers", "d_model", "d_state", "prenorm", "bidirectional", "init",
-                        "dt_min", "dt_max")
+ARCHITECTURE_OPTIONS = ("n_layers", "d_model", "d_state", "prenorm", "norm", "differences",
+                        "bidirectional", "init", "dt_min", "dt_max")
 
 
 # ------------------------------------------------------------------- parse functions
@@ -167,6 +167,8 @@ ESTIMATOR_FLAGS = (
     EstimatorFlag("d_state", integer),
     EstimatorFlag("dropout", number),
     EstimatorFlag("prenorm", SWITCH),
+    EstimatorFlag("norm", str),
+    EstimatorFlag("differences", SWITCH),
     EstimatorFlag("bidirectional", SWITCH),
     EstimatorFlag("init", str),
     EstimatorFlag("pool", str),

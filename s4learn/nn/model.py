@@ -5,6 +5,7 @@ from torch import nn
 
 from .dropout import SequenceDropout
 from .layer import S4D
+from .norm import SequenceBatchNorm, make_norm, normalize
 
 POOLINGS = ("mean", "last")
 
@@ -12,10 +13,11 @@ POOLINGS = ("mean", "last")
 class S4Model(nn.Module):
     """Deep S4D network mapping (batch, length, d_input) to (batch, d_output).
 
-    A linear encoder lifts the input channels to ``d_model``; ``n_layers`` residual
-    blocks each apply LayerNorm (before the layer with ``prenorm=True``, after the
-    residual sum otherwise), an :class:`S4D` layer and dropout; the sequence is pooled
-    over time and a linear decoder gives the outputs.
+    A linear encoder lifts the input channels (with ``differences=True``, also their
+    steps from one time step to the next) to ``d_model``; ``n_layers`` residual
+    blocks each apply a normalisation (before the layer with ``prenorm=True``, after
+    the residual sum otherwise), an :class:`S4D` layer and dropout; the sequence is
+    pooled over time and a linear decoder gives the outputs.
 
     Parameters
     ----------
@@ -36,10 +38,20 @@ class S4Model(nn.Module):
         of one per element (see :class:`~s4learn.nn.dropout.SequenceDropout`).
     prenorm : bool, default=False
         Normalise before each layer instead of after the residual sum.
+    norm : {"layer", "batch"}, default="layer"
+        LayerNorm over the channels of each step, or batch normalisation of each
+        channel over the batch and the real steps
+        (:class:`~s4learn.nn.norm.SequenceBatchNorm`), as convolutional time-series
+        networks use.
     bidirectional : bool, default=False
         Use non-causal (bidirectional) S4D layers.
     init : {"lin", "inv", "legs"}, default="legs"
         Initialisation of the state matrices.
+    differences : bool, default=False
+        Also feed the encoder each channel's difference ``x[t] - x[t-1]`` (0 at the
+        first step), standardised by batch statistics (running statistics at
+        prediction): the first-difference representation of time-series
+        classifiers, which exposes slopes and edges.
     pool : {"mean", "last"}, default="mean"
         Pooling over time: the mean of all steps, or the last step (of the real steps
         when ``lengths`` is given).
@@ -71,26 +83,36 @@ class S4Model(nn.Module):
 
     def __init__(self, d_input, d_output, d_model=128, n_layers=4, d_state=64, dropout=0.1,
                  prenorm=False, bidirectional=False, init="legs", pool="mean",
-                 tie_dropout=False,
-                 **layer_kwargs):
+                 tie_dropout=False, norm="layer", differences=False, **layer_kwargs):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, d_model=d_model,
                            n_layers=n_layers, d_state=d_state, dropout=dropout,
                            prenorm=prenorm, bidirectional=bidirectional, init=init,
-                           pool=pool, tie_dropout=tie_dropout, **layer_kwargs)
+                           pool=pool, tie_dropout=tie_dropout, norm=norm,
+                           differences=differences, **layer_kwargs)
         if pool not in POOLINGS:
             raise ValueError(f"pool must be one of {POOLINGS}, got {pool!r}")
         self.prenorm = prenorm
         self.pool = pool
-        self.encoder = nn.Linear(d_input, d_model)
+        self.d_input = d_input
+        self.differences = differences
+        if differences:
+            self.difference_norm = SequenceBatchNorm(d_input, affine=False)
+        self.encoder = nn.Linear(2 * d_input if differences else d_input, d_model)
         self.layers = nn.ModuleList(
             S4D(d_model, d_state, dropout=dropout, bidirectional=bidirectional, init=init,
                 tie_dropout=tie_dropout, **layer_kwargs)
             for _ in range(n_layers))
-        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(n_layers))
+        self.norms = nn.ModuleList(make_norm(norm, d_model) for _ in range(n_layers))
         self.dropouts = nn.ModuleList(SequenceDropout(dropout, tie=tie_dropout)
                                       for _ in range(n_layers))
         self.decoder = nn.Linear(d_model, d_output)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "d_input" not in state:  # pickled before differences existed
+            self.d_input = self.encoder.in_features
+            self.differences = False
 
     def forward(self, x, lengths=None):
         """Map ``x`` of shape (batch, length, d_input) to (batch, d_output).
@@ -121,13 +143,30 @@ class S4Model(nn.Module):
         return self._features(x, padding_mask(lengths, x))
 
     def _features(self, x, mask):
-        x = self.encoder(x)
+        x = self._encode(x, mask)
         for layer, norm, dropout in zip(self.layers, self.norms, self.dropouts):
-            z = norm(x) if self.prenorm else x
+            z = normalize(norm, x, mask) if self.prenorm else x
             x = x + dropout(layer(zero_padding(z, mask)))
             if not self.prenorm:
-                x = norm(x)
+                x = normalize(norm, x, mask)
         return zero_padding(x, mask)
+
+    def _encode(self, x, mask):
+        if self.differences:
+            steps = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
+            x = torch.cat([x, normalize(self.difference_norm, steps, mask)], dim=-1)
+        return self.encoder(x)
+
+    def encode_step(self, x_t, x_previous=None):
+        """The encoder's output at one step, (batch, d_input) -> (batch, d_model).
+
+        ``x_previous`` is the step before ``x_t`` (None at the first step); the
+        recurrent twin of the encoding in :meth:`forward`, for streaming.
+        """
+        if self.differences:
+            steps = torch.zeros_like(x_t) if x_previous is None else x_t - x_previous
+            x_t = torch.cat([x_t, self.difference_norm(steps)], dim=-1)
+        return self.encoder(x_t)
 
     def pool_time(self, x, lengths=None):
         """Pool features ``x`` (batch, length, d_model) over time to (batch, d_model).

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import torch
 from sklearn.base import BaseEstimator
 
+from ..nn.norm import SequenceBatchNorm
 from .adapters import AdaptedS4DKernel, LoRALinear, LowRankUpdate, SparseUpdate
 
 SSM_METHODS = ("full", "freeze", "lora", "sdlora")
@@ -109,6 +110,9 @@ class FineTuningMethod(BaseEstimator):
             layer.output_linear = self._adapt_linear(layer.output_linear)
         model.encoder = self._adapt_linear(model.encoder)
         model.norms.requires_grad_(self.lp_method == "full")
+        for module in model.modules():  # batch statistics stay with the norms' parameters
+            if isinstance(module, SequenceBatchNorm):
+                module.freeze_statistics = self.lp_method != "full"
         model.decoder.requires_grad_(True)
         return model
 

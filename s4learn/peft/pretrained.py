@@ -4,6 +4,7 @@ import copy
 
 from torch import nn
 
+from ..nn.norm import SequenceBatchNorm
 from .adapters import merge_adapters
 
 
@@ -33,13 +34,15 @@ def finetuning_network(network, n_channels, n_outputs, keep_head, device, dropou
     S4Model
         The copy, every parameter trainable.
     """
-    if network.encoder.in_features != n_channels:
-        raise ValueError(f"the pretrained network reads {network.encoder.in_features} "
+    if network.d_input != n_channels:
+        raise ValueError(f"the pretrained network reads {network.d_input} "
                          f"input channels per step, but X has {n_channels}")
     network = merge_adapters(copy.deepcopy(network)).to(device)
     for module in network.modules():
         if isinstance(module, nn.Dropout):
             module.p = dropout
+        if isinstance(module, SequenceBatchNorm):
+            module.freeze_statistics = False
     if not (keep_head and network.decoder.out_features == n_outputs):
         network.decoder = nn.Linear(network.decoder.in_features, n_outputs, device=device)
     return network
