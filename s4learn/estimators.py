@@ -94,10 +94,12 @@ _COMMON_PARAMETERS = """\
         of measurements in different units, which the network then reads column by
         column into one state, as a linear model weighs each column) and "mean"
         otherwise (series, images, tables of like columns).
-    dt_min, dt_max : float or "auto", default="auto"
+    dt_min, dt_max : float or "auto", default="auto" and 1.0
         Range of the log-uniform initial step sizes. ``1 / dt`` is about the number of
-        steps a channel remembers at first; "auto" sets ``dt_min = 1 / L`` and
-        ``dt_max = min(1, 100 / L)`` from the longest training sequence of ``L`` steps
+        steps a channel remembers at first, so the defaults span channels that remember
+        the whole longest training sequence of ``L`` steps (``dt_min="auto"`` is
+        ``1 / L``) to channels that remember a step or two (``dt_max=1.0``: local
+        features, whatever the length). ``dt_max="auto"`` is ``min(1, 100 / L)``
         (the S4 defaults 0.001 and 0.1 at ``L = 1000``).
     lr : float, default=0.01
         AdamW learning rate, decayed to zero over ``max_epochs`` by a cosine schedule.
@@ -251,7 +253,7 @@ class S4Estimator(BaseEstimator):
 
     def __init__(self, *, d_model=32, n_layers=2, d_state=64, dropout=0.3, prenorm=True,
                  norm="batch", differences="auto", bidirectional=False, init="legs",
-                 pool="auto", dt_min="auto", dt_max="auto", lr=0.01, weight_decay=0.01,
+                 pool="auto", dt_min="auto", dt_max=1.0, lr=0.01, weight_decay=0.01,
                  batch_size="auto", predict_batch_size=256, max_epochs=60, min_steps=600,
                  patience=None, validation_fraction=0.1,
                  input_type="auto", image_layout="auto", sequence_layout="auto",
@@ -771,7 +773,7 @@ class S4Classifier(ClassifierMixin, S4Estimator):
 
     def __init__(self, *, d_model=32, n_layers=2, d_state=64, dropout=0.3, prenorm=True,
                  norm="batch", differences="auto", bidirectional=False, init="legs",
-                 pool="auto", dt_min="auto", dt_max="auto", lr=0.01, weight_decay=0.01,
+                 pool="auto", dt_min="auto", dt_max=1.0, lr=0.01, weight_decay=0.01,
                  batch_size="auto", predict_batch_size=256, max_epochs=60, min_steps=600,
                  patience=None, validation_fraction=0.1,
                  input_type="auto", image_layout="auto", sequence_layout="auto",
