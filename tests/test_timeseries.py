@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_wine
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
@@ -132,6 +133,13 @@ def test_auto_pool_reads_a_table_of_unlike_columns_to_its_last_column(unequal_mo
     assert unequal_model[0].pool_ == "mean"  # series
     chosen = S4Classifier(**dict(TINY, max_epochs=1, pool="mean")).fit(X, y)
     assert chosen.pool_ == "mean"
+    # differences of neighbouring columns only where the columns are alike
+    assert (table.differences_, table.net_.module_.differences) == (False, False)
+    assert table.net_.module_.encoder.in_features == 1
+    assert (like_columns.differences_, like_columns.net_.module_.differences) == (True, True)
+    assert like_columns.net_.module_.encoder.in_features == 2
+    assert unequal_model[0].differences_ is True
+    assert S4Classifier(**dict(TINY, max_epochs=1, differences=True)).fit(X, y).differences_
 
 
 def test_small_data_gets_the_minimum_number_of_steps():
@@ -143,8 +151,11 @@ def test_small_data_gets_the_minimum_number_of_steps():
         S4Classifier(**dict(TINY, max_epochs=1, batch_size=32)).fit(X, y)
 
 
-def test_auto_step_sizes_follow_the_sequence_length(unequal_model):
-    clf, X, _ = unequal_model
-    L = max(map(len, X))
-    dt = clf.net_.module_.layers[0].kernel.log_dt.exp()
-    assert dt.min() >= 1 / L - 1e-6 and dt.max() <= min(1.0, 100 / L) + 1e-6
+@pytest.mark.parametrize("dt_max, upper", [(1.0, 1.0), ("auto", 100 / 500)])
+def test_step_sizes_span_the_sequence_length_to_dt_max(dt_max, upper):
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(16, 500, 1), np.arange(16) % 2
+    clf = S4Classifier(**dict(TINY, d_model=64, max_epochs=1, dt_max=dt_max)).fit(X, y)
+    dt = torch.cat([layer.kernel.log_dt.exp() for layer in clf.net_.module_.layers])
+    # 1 / L for the longest memories (the SSM learning rate barely moves dt in 2 steps)
+    assert 1 / 500 * 0.95 <= dt.min() < 1 / 500 * 2 and upper / 2 < dt.max() <= upper * 1.05
