@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_wine
+from sklearn.ensemble import VotingClassifier
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -159,3 +160,14 @@ def test_step_sizes_span_the_sequence_length_to_dt_max(dt_max, upper):
     dt = torch.cat([layer.kernel.log_dt.exp() for layer in clf.net_.module_.layers])
     # 1 / L for the longest memories (the SSM learning rate barely moves dt in 2 steps)
     assert 1 / 500 * 0.95 <= dt.min() < 1 / 500 * 2 and upper / 2 < dt.max() <= upper * 1.05
+
+
+def test_soft_voting_over_seeds_reads_unequal_lengths():
+    # the ensemble recipe of docs/timeseries.md: scikit-learn's VotingClassifier
+    X, y = unequal_sequences(n=40)
+    members = [(f"seed_{seed}", S4Classifier(**dict(TINY, max_epochs=1, random_state=seed)))
+               for seed in range(2)]
+    vote = VotingClassifier(members, voting="soft").fit(X, y)
+    expected = np.mean([member.predict_proba(X) for member in vote.estimators_], axis=0)
+    np.testing.assert_allclose(vote.predict_proba(X), expected, rtol=1e-6)
+    assert not np.allclose(*[member.predict_proba(X) for member in vote.estimators_])
