@@ -163,6 +163,20 @@ def test_same_classes_keep_the_pretrained_head(digits_base):
                                atol=1e-5)
 
 
+def test_batch_statistics_train_only_with_the_norms(digits_base):
+    base, X, y = digits_base
+    frozen = S4Classifier(pretrained=base, finetune=LoRA(), **TINY).fit(X, y)
+    statistics = [(name, buffer) for name, buffer in frozen.net_.module_.named_buffers()
+                  if name.endswith("running_mean")]
+    pretrained = dict(base.net_.module_.named_buffers())
+    assert len(statistics) == 3  # two blocks and the input differences
+    assert all(torch.equal(buffer, pretrained[name]) for name, buffer in statistics)
+    # a network tuned that way, fine-tuned in full, updates its statistics again
+    full = S4Classifier(pretrained=frozen, **TINY).fit(X, y)
+    updated = dict(full.net_.module_.named_buffers())
+    assert not any(torch.equal(updated[name], buffer) for name, buffer in statistics)
+
+
 def test_merge_leaves_predictions_unchanged(synthetic):
     X, y, base = synthetic
     for finetune in (SDLoRA(lora_rank=2, select_states_dim=6, updatable_states_dim=2),
