@@ -49,6 +49,7 @@ from .training import (
 )
 
 FEW_STEPS_PER_EPOCH = 4  # fewer with a batch_size of the user's own gives a warning
+LOCAL_MEMORY = 20  # steps the slowest channels remember at first with dt_min="auto"
 
 
 class TrainingData(NamedTuple):
@@ -96,11 +97,16 @@ _COMMON_PARAMETERS = """\
         otherwise (series, images, tables of like columns).
     dt_min, dt_max : float or "auto", default="auto" and 1.0
         Range of the log-uniform initial step sizes. ``1 / dt`` is about the number of
-        steps a channel remembers at first, so the defaults span channels that remember
-        the whole longest training sequence of ``L`` steps (``dt_min="auto"`` is
-        ``1 / L``) to channels that remember a step or two (``dt_max=1.0``: local
-        features, whatever the length). ``dt_max="auto"`` is ``min(1, 100 / L)``
-        (the S4 defaults 0.001 and 0.1 at ``L = 1000``).
+        steps a channel remembers at first (the step sizes are trained), so the
+        defaults span channels that remember a step or two (``dt_max=1.0``) to
+        channels that remember ``1 / dt_min`` steps. ``dt_min="auto"`` remembers
+        ``min(L, 20)`` steps of the longest training sequence of ``L`` steps where
+        the sequence is summarised by the mean of its steps' features (local patterns
+        counted over the whole sequence, as with the receptive field of a
+        convolutional time-series network), and all ``L`` steps (``1 / L``) for images
+        (the pixel above lies a row away) and with ``pool="last"`` (the last step sums
+        up the sequence). ``dt_max="auto"`` is ``min(1, 100 / L)`` (the S4 defaults
+        0.001 and 0.1 at ``L = 1000``).
     lr : float, default=0.01
         AdamW learning rate, decayed to zero over ``max_epochs`` by a cosine schedule.
         The SSM parameters (dt and A) train at ``min(lr, 0.001)`` without weight decay.
@@ -466,6 +472,10 @@ class S4Estimator(BaseEstimator):
         self.n_timepoints_ = int(X.shape[1])
         self.input_mean_, self.input_scale_ = fit_scaling(X, lengths, self.scaling_)
 
+    def _is_image(self):
+        """Whether ``fit`` got images: ``input_type="image"`` or a 4-D array."""
+        return self.input_type == "image" or len(getattr(self, "input_shape_", ())) == 3
+
     def _is_table(self):
         """Whether ``fit`` got a table: a DataFrame or 2-D array of values per sample."""
         return len(getattr(self, "input_shape_", ())) == 1 and self.input_type != "image"
@@ -538,14 +548,19 @@ class S4Estimator(BaseEstimator):
         return run.network
 
     def _dt_range(self):
-        """``(dt_min, dt_max)``; "auto": memories from the whole sequence to 1% of it.
+        """``(dt_min, dt_max)`` with "auto" resolved (see the ``dt_min`` parameter).
 
-        ``1 / dt`` is about how many steps a channel remembers at first, so for the
-        longest training sequence of L steps "auto" is ``dt_min = 1 / L`` and
+        ``1 / dt`` is about how many steps a channel remembers at first. For the longest
+        training sequence of L steps, "auto" is ``dt_min = 1 / min(L, 20)`` for local
+        patterns pooled by their mean, ``1 / L`` where the whole sequence is needed, and
         ``dt_max = min(1, 100 / L)``: the S4 defaults (0.001, 0.1) at L = 1000.
         """
         L = self.n_timepoints_
-        dt_min = 1.0 / L if self.dt_min == "auto" else self.dt_min
+        if self.dt_min == "auto":
+            whole_sequence = self.pool_ == "last" or self._is_image()
+            dt_min = 1.0 / (L if whole_sequence else min(L, LOCAL_MEMORY))
+        else:
+            dt_min = self.dt_min
         dt_max = min(1.0, 100.0 / L) if self.dt_max == "auto" else self.dt_max
         if dt_min > dt_max:
             raise ValueError(f"dt_min must not exceed dt_max, got {dt_min!r} > {dt_max!r}")

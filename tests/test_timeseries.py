@@ -152,14 +152,21 @@ def test_small_data_gets_the_minimum_number_of_steps():
         S4Classifier(**dict(TINY, max_epochs=1, batch_size=32)).fit(X, y)
 
 
-@pytest.mark.parametrize("dt_max, upper", [(1.0, 1.0), ("auto", 100 / 500)])
-def test_step_sizes_span_the_sequence_length_to_dt_max(dt_max, upper):
+@pytest.mark.parametrize("settings, memory, upper", [
+    ({}, 20, 1.0),  # mean-pooled series: local patterns
+    ({"dt_max": "auto"}, 20, 100 / 500),
+    ({"pool": "last"}, 500, 1.0),  # the last step sums up all 500 steps
+    ({"input_type": "image"}, 500, 1.0),  # 20 x 25 pixels
+])
+def test_step_sizes_span_the_memory_the_input_needs_to_dt_max(settings, memory, upper):
     rng = np.random.RandomState(0)
     X, y = rng.randn(16, 500, 1), np.arange(16) % 2
-    clf = S4Classifier(**dict(TINY, d_model=64, max_epochs=1, dt_max=dt_max)).fit(X, y)
+    if "input_type" in settings:
+        X = X.reshape(16, 20, 25)
+    clf = S4Classifier(**dict(TINY, d_model=64, max_epochs=1, **settings)).fit(X, y)
     dt = torch.cat([layer.kernel.log_dt.exp() for layer in clf.net_.module_.layers])
-    # 1 / L for the longest memories (the SSM learning rate barely moves dt in 2 steps)
-    assert 1 / 500 * 0.95 <= dt.min() < 1 / 500 * 2 and upper / 2 < dt.max() <= upper * 1.05
+    # 1 / memory for the longest memories (the SSM learning rate barely moves dt in 2 steps)
+    assert 0.95 / memory <= dt.min() < 2 / memory and upper / 2 < dt.max() <= upper * 1.05
 
 
 def test_soft_voting_over_seeds_reads_unequal_lengths():
