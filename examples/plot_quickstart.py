@@ -21,9 +21,9 @@ from s4learn.plotting import plot_learning_curves
 QUICK = os.environ.get("S4LEARN_GALLERY_QUICK") == "1"  # fewer epochs in CI builds
 
 # %%
-# Train on 60% of the digits, validate on 10% and test on 30%. The digits are short
-# sequences (64 steps), so the initial step sizes ``dt_min``/``dt_max`` are raised from
-# their defaults, which suit sequences of hundreds of steps.
+# Train on 60% of the digits, validate on 10% and test on 30%. Each digit is read as a
+# sequence of 64 pixels; the example sets the range of initial step sizes
+# ``dt_min``/``dt_max`` itself: memories from about 100 steps down to one.
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
                                                     random_state=0)
