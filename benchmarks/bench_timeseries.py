@@ -13,7 +13,8 @@ BasicMotions, GunPoint, ItalyPowerDemand and PickupGestureWiimoteZ, whose series
 unequal lengths), and writes its own table; ``--params '{"d_model": 64}'`` fits
 S4Classifier with these settings instead of its defaults.
 
-Run: python benchmarks/bench_timeseries.py [--seeds 3] [--more] [--write docs/benchmarks.md]
+Run: python benchmarks/bench_timeseries.py [--seeds 3] [--more] [--jobs 2]
+     [--write docs/benchmarks.md]
 Needs the timeseries extra: pip install "s4learn[timeseries]".
 """
 
@@ -23,6 +24,7 @@ import time
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -63,8 +65,8 @@ def minirocket(X_train, y_train, X_test, y_test, seed):
     return timed_score(model, X_train, y_train, X_test, y_test)
 
 
-def s4(X_train, y_train, X_test, y_test, seed, settings=None):
-    torch.set_num_threads(THREADS[0])  # MiniRocket's numba run may have changed it
+def s4(X_train, y_train, X_test, y_test, seed, settings=None, threads=1):
+    torch.set_num_threads(threads)  # MiniRocket's numba run may have changed it
     model = S4Classifier(sequence_layout="NCL", random_state=seed, device="cpu",
                          **(settings or {}))
     return timed_score(model, X_train, y_train, X_test, y_test)
@@ -77,13 +79,18 @@ def timed_score(model, X_train, y_train, X_test, y_test):
     return float(np.mean(model.predict(X_test) == np.asarray(y_test))), seconds
 
 
-def run(datasets, seeds, settings=None):
+def run(datasets, seeds, settings=None, jobs=1):
+    """One row per data set; the S4 fits run ``jobs`` at a time, in separate processes."""
+    data = {name: load(name) for name in datasets}
+    fits = [(name, seed) for name in datasets for seed in range(seeds)]
+    s4_scores = Parallel(n_jobs=jobs)(delayed(s4)(*data[name], seed, settings, THREADS[0])
+                                      for name, seed in fits)
     rows = []
     for name in datasets:
-        data = load(name)
-        results = {"S4Classifier": [s4(*data, seed, settings) for seed in range(seeds)],
-                   "MiniRocket": [minirocket(*data, seed) for seed in range(seeds)]}
-        row = {"dataset": name, "n_train": len(data[1]), "n_test": len(data[3]),
+        results = {"S4Classifier": [score for (fit, _), score in zip(fits, s4_scores)
+                                    if fit == name],
+                   "MiniRocket": [minirocket(*data[name], seed) for seed in range(seeds)]}
+        row = {"dataset": name, "n_train": len(data[name][1]), "n_test": len(data[name][3]),
                "seeds": seeds}
         for model, scores in results.items():
             accuracy, seconds = np.array(scores).T
@@ -102,7 +109,7 @@ def format_row(row):
     return "| " + " | ".join(cells) + " |"
 
 
-def table(rows, seeds):
+def table(rows, seeds, jobs=1):
     header = ("| data set | train | test | S4Classifier accuracy | S4 fit (s) | "
               "MiniRocket accuracy | MiniRocket fit (s) |\n|---|---|---|---|---|---|---|")
     means = {model: np.mean([row[model][0] for row in rows])
@@ -110,7 +117,8 @@ def table(rows, seeds):
     spread = "One seed" if seeds == 1 else f"Mean ± standard deviation over {seeds} seeds"
     footer = (f"| mean | | | {means['S4Classifier']:.3f} | | {means['MiniRocket']:.3f} | |\n\n"
               f"{spread}; torch "
-              f"{torch.__version__}, {THREADS[0]} torch thread(s) for S4Classifier.")
+              f"{torch.__version__}, {THREADS[0]} torch thread(s) for S4Classifier"
+              f"{f', {jobs} fits at once' if jobs > 1 else ''}.")
     return "\n".join([header, *map(format_row, rows), footer])
 
 
@@ -143,12 +151,14 @@ def main():
                         choices=DATASETS + MORE_DATASETS)
     parser.add_argument("--more", action="store_true",
                         help="the five other classification sets aeon bundles")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="S4 fits run at once, one process each (default 1)")
     parser.add_argument("--params", type=json.loads, default={},
                         help="S4Classifier settings as JSON (default: its defaults)")
     args = parser.parse_args()
     THREADS[0] = args.threads
     datasets = MORE_DATASETS if args.more else args.datasets
-    text = table(run(datasets, args.seeds, args.params), args.seeds)
+    text = table(run(datasets, args.seeds, args.params, args.jobs), args.seeds, args.jobs)
     if args.params:
         text += f" S4Classifier settings: {json.dumps(args.params)}."
     print(text)

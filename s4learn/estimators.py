@@ -121,7 +121,7 @@ _COMMON_PARAMETERS = """\
         size of ``X``.
     max_epochs : int, default=60
         Passes over the training data in ``fit`` (more when ``min_steps`` needs them).
-    min_steps : int, default=600
+    min_steps : int, default=1500
         Least number of optimizer steps in ``fit``: when ``max_epochs`` epochs give
         fewer, ``fit`` trains for as many epochs as it takes to reach ``min_steps``.
         Small data sets then get enough updates; 0 trains exactly ``max_epochs``.
@@ -260,7 +260,7 @@ class S4Estimator(BaseEstimator):
     def __init__(self, *, d_model=32, n_layers=2, d_state=64, dropout=0.3, prenorm=True,
                  norm="batch", differences="auto", bidirectional=False, init="legs",
                  pool="auto", dt_min="auto", dt_max=1.0, lr=0.01, weight_decay=0.01,
-                 batch_size="auto", predict_batch_size=256, max_epochs=60, min_steps=600,
+                 batch_size="auto", predict_batch_size=256, max_epochs=60, min_steps=1500,
                  patience=None, validation_fraction=0.1,
                  input_type="auto", image_layout="auto", sequence_layout="auto",
                  grayscale=False, scaling="auto", missing="error", num_workers=0,
@@ -789,7 +789,7 @@ class S4Classifier(ClassifierMixin, S4Estimator):
     def __init__(self, *, d_model=32, n_layers=2, d_state=64, dropout=0.3, prenorm=True,
                  norm="batch", differences="auto", bidirectional=False, init="legs",
                  pool="auto", dt_min="auto", dt_max=1.0, lr=0.01, weight_decay=0.01,
-                 batch_size="auto", predict_batch_size=256, max_epochs=60, min_steps=600,
+                 batch_size="auto", predict_batch_size=256, max_epochs=60, min_steps=1500,
                  patience=None, validation_fraction=0.1,
                  input_type="auto", image_layout="auto", sequence_layout="auto",
                  grayscale=False, scaling="auto", missing="error", num_workers=0,
