@@ -83,12 +83,11 @@ def run(datasets, seeds, settings=None, jobs=1):
     """One row per data set; the S4 fits run ``jobs`` at a time, in separate processes."""
     data = {name: load(name) for name in datasets}
     fits = [(name, seed) for name in datasets for seed in range(seeds)]
-    s4_scores = Parallel(n_jobs=jobs)(delayed(s4)(*data[name], seed, settings, THREADS[0])
-                                      for name, seed in fits)
+    s4_scores = dict(zip(fits, Parallel(n_jobs=jobs)(
+        delayed(s4)(*data[name], seed, settings, THREADS[0]) for name, seed in fits)))
     rows = []
     for name in datasets:
-        results = {"S4Classifier": [score for (fit, _), score in zip(fits, s4_scores)
-                                    if fit == name],
+        results = {"S4Classifier": [s4_scores[name, seed] for seed in range(seeds)],
                    "MiniRocket": [minirocket(*data[name], seed) for seed in range(seeds)]}
         row = {"dataset": name, "n_train": len(data[name][1]), "n_test": len(data[name][3]),
                "seeds": seeds}
