@@ -24,10 +24,11 @@ class EpochCheckpoint(Callback):
     """Save the training state at the end of every epoch, and again when its epoch is best.
 
     Each checkpoint is a dict ``{"format", "format_version", "net", "torch_rng_state",
-    "epoch", "settings"}`` written with :func:`atomic_save`, so a process killed at any
-    moment leaves the previous complete file. ``net`` (see :func:`net_state`) holds the
+    "epoch", "settings"}`` (and ``"cuda_rng_state"`` when training runs on CUDA)
+    written with :func:`atomic_save`, so a process killed at any moment leaves the
+    previous complete file. ``net`` (see :func:`net_state`) holds the
     network's and the optimizer's state, the history and the callbacks' fitted state
-    (early stopping's included); with ``torch_rng_state`` it lets
+    (early stopping's included); with the generator states it lets
     ``S4Classifier.resume_fit`` / ``S4Regressor.resume_fit`` finish the run as if it had
     not stopped. The data are not saved.
 
@@ -50,11 +51,31 @@ class EpochCheckpoint(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         state = {"format": FORMAT, "format_version": FORMAT_VERSION, "net": net_state(net),
-                 "torch_rng_state": torch.get_rng_state(), "epoch": len(net.history),
+                 **rng_states(net.device), "epoch": len(net.history),
                  "settings": self.settings}
         atomic_save(state, self.last_path)
         if self.best_path is not None and _is_best_epoch(net):
             atomic_copy(self.last_path, self.best_path)
+
+
+def rng_states(device):
+    """The states of torch's generators that training on ``device`` draws from.
+
+    ``{"torch_rng_state"}`` (the CPU generator: shuffling, and dropout on the CPU), and
+    ``"cuda_rng_state"`` of the device's generator (dropout on the GPU) when ``device``
+    is a CUDA device.
+    """
+    states = {"torch_rng_state": torch.get_rng_state()}
+    if str(device).startswith("cuda"):
+        states["cuda_rng_state"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def set_rng_states(states, device):
+    """Restore what :func:`rng_states` saved; a CUDA state only when ``device`` is CUDA."""
+    torch.set_rng_state(states["torch_rng_state"])
+    if "cuda_rng_state" in states and str(device).startswith("cuda"):
+        torch.cuda.set_rng_state(states["cuda_rng_state"], device)
 
 
 def _is_best_epoch(net):

@@ -23,7 +23,7 @@ from skorch.callbacks import EpochScoring, ProgressBar
 from skorch.dataset import Dataset, ValidSplit
 from skorch.helper import predefined_split
 
-from .checkpoints import restore_net_state
+from .checkpoints import restore_net_state, set_rng_states
 from .inputs import (
     apply_scaling,
     check_sequences,
@@ -347,9 +347,10 @@ class S4Estimator(BaseEstimator):
             A checkpoint written by :class:`s4learn.checkpoints.EpochCheckpoint` at the
             end of an epoch of that fit (read it with
             :func:`s4learn.checkpoints.load_checkpoint`), with keys ``"net"`` and
-            ``"torch_rng_state"``. The net is built as ``fit`` builds it (the same
-            initialisation and, when fine-tuning, the same adapters), then given the
-            checkpoint's weights, optimizer state, history and callback state.
+            ``"torch_rng_state"`` (and ``"cuda_rng_state"`` from training on CUDA). The
+            net is built as ``fit`` builds it (the same initialisation and, when
+            fine-tuning, the same adapters), then given the checkpoint's weights,
+            optimizer state, history and callback state.
 
         Returns
         -------
@@ -407,7 +408,7 @@ class S4Estimator(BaseEstimator):
         """Load a checkpoint's state into the new ``net_``; the epochs it had trained."""
         try:
             restore_net_state(self.net_, checkpoint["net"])
-            torch.set_rng_state(checkpoint["torch_rng_state"])
+            set_rng_states(checkpoint, self.net_.device)
         except (KeyError, RuntimeError, TypeError, ValueError) as error:
             raise ValueError(f"the checkpoint does not fit this estimator and data (made "
                              f"with other parameters?): {type(error).__name__}: "

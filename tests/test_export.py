@@ -61,7 +61,7 @@ def test_program_equals_the_network_for_a_regressor(data):
     scaled = torch.tensor(model._scale_inputs(X.astype(np.float32), None))
     with torch.no_grad():
         predictions = program.module()(x)
-        outputs = model.net_.module_.eval()(scaled)
+        outputs = model.net_.module_.eval()(scaled.to(model.net_.device)).cpu()
     expected = outputs * torch.tensor(model.target_scale_, dtype=torch.float32) \
         + torch.tensor(model.target_mean_, dtype=torch.float32)
     torch.testing.assert_close(predictions, expected, rtol=1e-5, atol=1e-4)
