@@ -14,7 +14,6 @@ from torch import nn
 
 INITS = ("lin", "inv", "legs")
 MODES = ("fast", "plain")
-CHUNK_ELEMENTS = 2 ** 21  # size of the (H N l) block of powers built at a time
 
 
 def init_A(d_state, init):
@@ -195,8 +194,13 @@ def cache_key(module, L):
 def vandermonde(dtA_real, dtA_imag, W_real, W_imag, L, chunk=None):
     """Kernel ``K_l = 2 Re(sum_n W_n exp(dtA_n l))`` in real arithmetic, shape (c, H, L).
 
-    Neither pass holds more than one chunk of powers ``exp(dtA l)``: the backward pass
-    recomputes them chunk by chunk.
+    Each step is written ``l = k * chunk + j`` (``0 <= j < chunk``), so that
+    ``exp(dtA l) = exp(dtA k chunk) exp(dtA j)``: with the block starts folded into
+    ``W``, the kernel is one batched matrix product of ``W exp(dtA k chunk)`` (one row
+    per block) with the powers ``exp(dtA j)`` of one block. Only the
+    ``L / chunk + chunk`` powers are exponentials (``2 sqrt(L)`` with the default
+    ``chunk``, instead of ``L``), and no (H, N/2, L) tensor is ever held; the backward
+    pass is two more such products.
 
     Parameters
     ----------
@@ -207,14 +211,14 @@ def vandermonde(dtA_real, dtA_imag, W_real, W_imag, L, chunk=None):
     L : int
         Kernel length.
     chunk : int, optional
-        Time steps per chunk; by default about ``CHUNK_ELEMENTS / (H N)``.
+        Time steps per block; by default ``ceil(sqrt(L))``.
 
     Returns
     -------
     Tensor of shape (c, H, L)
     """
     if chunk is None:
-        chunk = max(16, CHUNK_ELEMENTS // dtA_real.numel() // 2)
+        chunk = max(1, math.isqrt(L - 1) + 1) if L > 1 else 1
     return _Vandermonde.apply(dtA_real, dtA_imag, W_real, W_imag, L, chunk)
 
 
@@ -227,42 +231,54 @@ def _powers(dtA_real, dtA_imag, l):
                       magnitude * torch.sin(dtA_l_imag)], dim=1)
 
 
-def _chunks(L, chunk, like):
-    for l0 in range(0, L, chunk):
-        l1 = min(L, l0 + chunk)
-        yield l0, l1, torch.arange(l0, l1, device=like.device, dtype=like.dtype)
+def _complex_product(x_real, x_imag, y_real, y_imag):
+    return x_real * y_real - x_imag * y_imag, x_real * y_imag + x_imag * y_real
 
 
 class _Vandermonde(torch.autograd.Function):
-    """Autograd for :func:`vandermonde`; see there for the shapes."""
+    """Autograd for :func:`vandermonde`; see there for the shapes and the blocks."""
 
     @staticmethod
     def forward(ctx, dtA_real, dtA_imag, W_real, W_imag, L, chunk):
+        blocks = -(-L // chunk)
+        steps = torch.arange(chunk, device=dtA_real.device, dtype=dtA_real.dtype)
+        within = _powers(dtA_real, dtA_imag, steps)  # (H N chunk): exp(dtA j)
+        # the block starts, and the sums over blocks below, in float64 (where the
+        # device has it): these tensors are small, and it keeps the error of
+        # exp(dtA l) at that of one product
+        wide = dtA_real.dtype if dtA_real.device.type == "mps" else torch.float64
+        starts = _powers(dtA_real.to(wide), dtA_imag.to(wide),
+                         torch.arange(blocks, device=dtA_real.device) * chunk)
+        n = dtA_real.shape[-1]
+        S_real = starts[:, :n].transpose(1, 2).unsqueeze(1)  # (H 1 blocks N/2)
+        S_imag = starts[:, n:].transpose(1, 2).unsqueeze(1)
+        V_real, V_imag = _complex_product(  # (H c blocks N/2): W exp(dtA k chunk)
+            W_real.transpose(0, 1).unsqueeze(2), W_imag.transpose(0, 1).unsqueeze(2),
+            S_real, S_imag)
+        rows = 2 * torch.cat([V_real, -V_imag], dim=-1).flatten(1, 2).to(W_real.dtype)
+        K = torch.bmm(rows, within).reshape(rows.shape[0], W_real.shape[0], -1)
         ctx.L, ctx.chunk = L, chunk
-        W = 2 * torch.cat([W_real, -W_imag], dim=-1).transpose(0, 1)  # (H c N)
-        K = W.new_empty(W.shape[0], W.shape[1], L)  # (H c L)
-        for l0, l1, l in _chunks(L, chunk, dtA_real):
-            P = _powers(dtA_real, dtA_imag, l)
-            torch.bmm(W, P, out=K[..., l0:l1])
-        # a single chunk is small enough to keep for the backward pass
-        ctx.powers = P if L <= chunk else None
-        ctx.save_for_backward(dtA_real, dtA_imag, W_real, W_imag)
-        return K.transpose(0, 1)  # (c H L)
+        ctx.save_for_backward(within, S_real, S_imag, W_real, W_imag)
+        return K[..., :L].transpose(0, 1).contiguous()  # (c H L)
 
     @staticmethod
     def backward(ctx, grad_K):
-        dtA_real, dtA_imag, W_real, W_imag = ctx.saved_tensors
+        within, S_real, S_imag, W_real, W_imag = ctx.saved_tensors
+        L, chunk = ctx.L, ctx.chunk
         c, n = W_real.shape[0], W_real.shape[-1]
+        H, blocks = S_real.shape[0], S_real.shape[2]
         G = 2 * grad_K.transpose(0, 1)  # (H c L)
-        grad_W = G.new_zeros(G.shape[0], 2 * c, 2 * n)  # (H 2c N): rows G, then l G
-        for l0, l1, l in _chunks(ctx.L, ctx.chunk, dtA_real):
-            G_chunk = G[..., l0:l1]
-            G_chunk = torch.cat([G_chunk, G_chunk * l], dim=1)  # (H 2c L')
-            P = ctx.powers if ctx.powers is not None else _powers(dtA_real, dtA_imag, l)
-            grad_W.baddbmm_(G_chunk, P.transpose(1, 2))
-        grad_W = grad_W.transpose(0, 1)  # (2c H N)
-        S_real, S_imag = grad_W[c:, ..., :n], grad_W[c:, ..., n:]  # sum_l l G exp(dtA l)
-        grad_dtA_real = (W_real * S_real - W_imag * S_imag).sum(0)
-        grad_dtA_imag = -(W_real * S_imag + W_imag * S_real).sum(0)
-        return (grad_dtA_real, grad_dtA_imag, grad_W[:c, ..., :n], -grad_W[:c, ..., n:],
-                None, None)
+        G = torch.nn.functional.pad(G, (0, blocks * chunk - L)).reshape(H, c, blocks, chunk)
+        l = torch.arange(blocks * chunk, device=G.device, dtype=G.dtype)
+        rows = torch.cat([G, G * l.reshape(blocks, chunk)], dim=1)  # (H 2c blocks chunk)
+        # sum_j G[k, j] exp(dtA j), and the same with l G, per block k
+        T = torch.bmm(rows.flatten(1, 2), within.transpose(1, 2))  # (H 2c*blocks N)
+        T = T.reshape(H, 2 * c, blocks, 2 * n).to(S_real.dtype)
+        U_real, U_imag = _complex_product(T[..., :n], T[..., n:], S_real, S_imag)
+        # (2c H N/2): sum_l G exp(dtA l), then the same with l G
+        U_real = U_real.sum(2).transpose(0, 1).to(W_real.dtype)
+        U_imag = U_imag.sum(2).transpose(0, 1).to(W_real.dtype)
+        S_l_real, S_l_imag = U_real[c:], U_imag[c:]  # sum_l l G exp(dtA l)
+        grad_dtA_real = (W_real * S_l_real - W_imag * S_l_imag).sum(0)
+        grad_dtA_imag = -(W_real * S_l_imag + W_imag * S_l_real).sum(0)
+        return grad_dtA_real, grad_dtA_imag, U_real[:c], -U_imag[:c], None, None
