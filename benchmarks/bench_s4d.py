@@ -135,7 +135,8 @@ def estimator_overhead(repeats):
     n, L = OVERHEAD_DATA
     X = rng.standard_normal((n, L, 1)).astype(np.float32)
     y = rng.integers(0, 4, n)
-    settings = dict(d_model=64, n_layers=2, d_state=64, batch_size=32, dropout=0.1)
+    settings = dict(d_model=64, n_layers=2, d_state=64, batch_size=32, dropout=0.1,
+                    min_steps=0)
     model_kwargs = dict(d_input=1, d_output=4, d_model=64, n_layers=2, d_state=64,
                         dropout=0.1)
     bare, est = [], []
