@@ -218,7 +218,7 @@ def vandermonde(dtA_real, dtA_imag, W_real, W_imag, L, chunk=None):
     Tensor of shape (c, H, L)
     """
     if chunk is None:
-        chunk = max(1, math.isqrt(L - 1) + 1) if L > 1 else 1
+        chunk = math.isqrt(L - 1) + 1  # ceil(sqrt(L)) for L >= 1
     return _Vandermonde.apply(dtA_real, dtA_imag, W_real, W_imag, L, chunk)
 
 
