@@ -78,11 +78,15 @@ _COMMON_PARAMETERS = """\
         and the real time steps (running statistics at prediction), as convolutional
         time-series networks do, or LayerNorm over the channels of each time step, as
         the S4 reference does.
-    differences : bool or "auto", default="auto"
+    differences : bool, "log" or "auto", default="auto"
         Also read each input channel's step-to-step difference, standardised: the
         first-difference representation of time-series classifiers, which shows
-        slopes and edges to the first layer. "auto" reads them, except from a table
-        whose columns differ in scale (the ``scaling`` and ``pool`` test), where
+        slopes and edges to the first layer. "log" also reads the order of magnitude of
+        each step (``asinh(100 z) / asinh(100)`` of the standardised difference ``z``),
+        which tells steps of a hundredth of a typical step apart as clearly as large
+        jumps: the texture of a signal at rest, such as an appliance on standby,
+        beside its switching. "auto" reads the differences (``True``), except from a
+        table whose columns differ in scale (the ``scaling`` and ``pool`` test), where
         neighbouring columns are different measurements. Stored in ``differences_``.
     bidirectional : bool, default=False
         Non-causal layers that also read the sequence backwards in time.
@@ -231,6 +235,9 @@ _COMMON_ATTRIBUTES = """\
     pool_ : str
         The pooling of the network: ``pool`` with "auto" resolved (the pretrained
         network's own when fine-tuning).
+    differences_ : bool or "log"
+        What the network reads besides each channel: ``differences`` with "auto"
+        resolved (the pretrained network's own when fine-tuning).
     input_mean_, input_scale_ : ndarray
         The input standardisation learnt in ``fit``.
     n_epochs_ : int
@@ -516,7 +523,8 @@ class S4Estimator(BaseEstimator):
             network = S4Model(
                 d_input=d_input, d_output=self._n_outputs(), d_model=self.d_model,
                 n_layers=self.n_layers, d_state=self.d_state, dropout=self.dropout,
-                prenorm=self.prenorm, norm=self.norm, differences=self.differences_,
+                prenorm=self.prenorm, norm=self.norm, differences=bool(self.differences_),
+                log_differences=self.differences_ == "log",
                 bidirectional=self.bidirectional, init=self.init,
                 pool=self.pool_, dt_min=dt_min, dt_max=dt_max)
             self._record_parameter_counts(network)
@@ -530,7 +538,7 @@ class S4Estimator(BaseEstimator):
             keep_head=self._same_task(pretrained_estimator),
             device=resolve_device(self.device), dropout=self.dropout)
         self.pool_ = network.pool
-        self.differences_ = network.differences
+        self.differences_ = "log" if network.log_differences else network.differences
         if self.finetune is not None:
             run = self.finetune.warmup_run(network)
             warmed_up = None if run is None else self._warm_up(run, data)

@@ -110,7 +110,7 @@ PARAMETER_RULES = {
     "dropout": [float_in(0, 1, True, False)],
     "prenorm": [BOOL],
     "norm": [options(*NORMS)],
-    "differences": [BOOL, options("auto")],
+    "differences": [BOOL, options("auto", "log")],
     "bidirectional": [BOOL],
     "init": [options(*INITS)],
     "pool": [options("auto", *POOLINGS)],

@@ -504,6 +504,22 @@ def test_estimator_keywords_are_built_from_the_flags():
         estimator_settings(args, S4Regressor)
 
 
+def test_differences_flag_is_a_switch_that_also_takes_log(capsys):
+    def differences(*flags):
+        return build_parser().parse_args(["train", *flags, "--seed", "1"]).differences
+    assert differences() == "auto"
+    assert differences("--differences") is True and differences("--no-differences") is False
+    assert differences("--differences", "log") == "log"
+    assert estimator_settings(build_parser().parse_args(
+        ["train", "--differences", "log"]), S4Classifier)["differences"] == "log"
+    for flags, message in [(["--differences", "Log"], "invalid choice: 'Log' (choose from "
+                                                      "'log')"),
+                           (["--no-differences", "log"], "--no-differences takes no value")]:
+        with pytest.raises(SystemExit) as exit_info:
+            differences(*flags)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_auto_or_number_parsing():
     batch_size, dt = auto_or(positive_int), auto_or(positive_float)
     assert batch_size("auto") == "auto" and dt("auto") == "auto"

@@ -13,7 +13,8 @@ def make_model(bidirectional, pool, mode, prenorm=False, norm="layer", differenc
     torch.manual_seed(0)
     model = S4Model(d_input=3, d_output=4, d_model=8, n_layers=2, d_state=8,
                     bidirectional=bidirectional, pool=pool, prenorm=prenorm, norm=norm,
-                    differences=differences, dt_max=0.5, dropout=0.0)
+                    differences=differences, log_differences=differences, dt_max=0.5,
+                    dropout=0.0)
     for layer in model.layers:
         layer.mode = mode
     return model.eval()

@@ -1,6 +1,7 @@
 """The S4D layer and network: recurrence equals convolution, causality, optimizer groups."""
 
 import copy
+import math
 import pickle
 
 import numpy as np
@@ -201,10 +202,46 @@ def test_differences_are_the_first_difference_of_each_channel():
     torch.testing.assert_close(torch.stack(stepped, dim=1), expected)
 
 
+def test_log_differences_are_the_signed_log_magnitude_of_each_step():
+    torch.manual_seed(0)
+    model = S4Model(d_input=2, d_output=3, d_model=4, n_layers=1, d_state=4,
+                    differences=True, log_differences=True).eval()
+    model.difference_norm.running_var.fill_(4.0)
+    x = torch.randn(2, 6, 2)
+    x[0, 3] = x[0, 2] + 1e-3  # a step a thousandth of the typical one
+    steps = torch.cat([torch.zeros(2, 1, 2), x[:, 1:] - x[:, :-1]], dim=1)
+    z = steps / torch.sqrt(torch.tensor(4.0 + 1e-5))
+    log_view = torch.asinh(100 * z) / math.asinh(100)
+    assert model.encoder.in_features == 6
+    assert log_view[0, 3, 0] > 15 * z[0, 3, 0] > 0  # small steps magnified
+    expected = model.encoder(torch.cat([x, z, log_view], dim=-1))
+    torch.testing.assert_close(model._encode(x, None), expected)
+    stepped = [model.encode_step(x[:, 0])] + [model.encode_step(x[:, t], x[:, t - 1])
+                                              for t in range(1, 6)]
+    torch.testing.assert_close(torch.stack(stepped, dim=1), expected)
+
+
+def test_log_differences_need_differences():
+    with pytest.raises(ValueError, match=r"^log_differences=True needs differences=True$"):
+        S4Model(d_input=2, d_output=2, log_differences=True)
+
+
+def test_model_pickled_before_log_differences_existed_loads():
+    model = S4Model(d_input=3, d_output=2, d_model=4, n_layers=1, d_state=4,
+                    differences=True).eval()
+    state = model.__dict__.copy()
+    del state["log_differences"]
+    old = S4Model.__new__(S4Model)
+    old.__setstate__(state)
+    x = torch.randn(2, 5, 3)
+    assert not old.log_differences
+    torch.testing.assert_close(old(x), model(x))
+
+
 def test_model_pickled_before_differences_existed_loads():
     model = S4Model(d_input=3, d_output=2, d_model=4, n_layers=1, d_state=4).eval()
     state = model.__dict__.copy()
-    del state["d_input"], state["differences"]
+    del state["d_input"], state["differences"], state["log_differences"]
     old = S4Model.__new__(S4Model)
     old.__setstate__(state)
     x = torch.randn(2, 5, 3)

@@ -9,7 +9,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from s4learn import S4Classifier
+from s4learn import S4Classifier, load_model, save_model
 
 TINY = dict(d_model=16, n_layers=1, d_state=8, max_epochs=4, min_steps=0, random_state=0)
 
@@ -141,6 +141,35 @@ def test_auto_pool_reads_a_table_of_unlike_columns_to_its_last_column(unequal_mo
     assert like_columns.net_.module_.encoder.in_features == 2
     assert unequal_model[0].differences_ is True
     assert S4Classifier(**dict(TINY, max_epochs=1, differences=True)).fit(X, y).differences_
+
+
+def switching_series(n, seed):
+    """Series that switch on and off at random; the class is only the size of the
+    noise at rest (standard deviation 0.002 or 0.01 against steps of 1)."""
+    rng = np.random.RandomState(seed)
+    y = np.arange(n) % 2
+    on = np.cumsum(rng.rand(n, 64) < 0.1, axis=1) % 2
+    noise = rng.randn(n, 64) * np.where(y == 0, 0.002, 0.01)[:, None]
+    return (on + noise)[..., None], y
+
+
+def test_log_differences_tell_small_steps_apart(tmp_path):
+    X_train, y_train = switching_series(200, seed=0)
+    X_test, y_test = switching_series(200, seed=1)
+    settings = dict(TINY, d_model=8, max_epochs=30)
+    log = S4Classifier(**settings, differences="log").fit(X_train, y_train)
+    linear = S4Classifier(**settings, differences=True).fit(X_train, y_train)
+    assert log.differences_ == "log" and linear.differences_ is True
+    assert log.net_.module_.log_differences and not linear.net_.module_.log_differences
+    assert log.net_.module_.encoder.in_features == 3  # the value, its step, the step's log
+    assert log.score(X_test, y_test) >= 0.95
+    assert linear.score(X_test, y_test) <= 0.7  # the same steps, read linearly
+    save_model(log, tmp_path / "log.safetensors")
+    loaded = load_model(tmp_path / "log.safetensors")
+    assert loaded.differences_ == "log"
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), log.predict_proba(X_test))
+    tuned = S4Classifier(**dict(TINY, max_epochs=1), pretrained=loaded).fit(X_train, y_train)
+    assert tuned.differences_ == "log" and tuned.net_.module_.log_differences
 
 
 def test_small_data_gets_the_minimum_number_of_steps():

@@ -121,7 +121,32 @@ def _dimension(text):
 
 
 # ------------------------------------------------------------------ estimator flags
-SWITCH = "switch"  # the parse of an on/off flag: --NAME / --no-NAME
+@dataclass(frozen=True)
+class Switch:
+    """The parse of an on/off flag, ``--NAME`` / ``--no-NAME``; with ``values``, also
+    ``--NAME VALUE`` for one of them (``--differences log``)."""
+
+    values: tuple = ()
+
+
+class _SwitchAction(argparse.BooleanOptionalAction):
+    """``--NAME`` sets True, ``--no-NAME`` False and ``--NAME VALUE`` the VALUE."""
+
+    def __init__(self, option_strings, dest, values=(), **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        if values:
+            self.nargs, self.choices, self.metavar = "?", values, "|".join(values)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values is None or self.nargs == 0:  # no value: on or off
+            super().__call__(parser, namespace, values, option_string)
+        elif option_string.startswith("--no-"):
+            raise argparse.ArgumentError(self, f"{option_string} takes no value")
+        else:
+            setattr(namespace, self.dest, values)
+
+
+SWITCH = Switch()
 FROM_ESTIMATOR = "from the estimator"  # the default of a flag: the estimator's own
 
 
@@ -133,7 +158,7 @@ class EstimatorFlag:
     ----------
     parameter : str
         The constructor parameter of S4Classifier (and S4Regressor, where it has it).
-    parse : callable or SWITCH
+    parse : callable or Switch
         Reads the flag's text into the parameter's value. Where the docstring lists the
         values (``{"a", "b"}``), they become the flag's choices.
     flag : str or None
@@ -168,7 +193,7 @@ ESTIMATOR_FLAGS = (
     EstimatorFlag("dropout", number),
     EstimatorFlag("prenorm", SWITCH),
     EstimatorFlag("norm", str),
-    EstimatorFlag("differences", SWITCH),
+    EstimatorFlag("differences", Switch(values=("log",))),
     EstimatorFlag("bidirectional", SWITCH),
     EstimatorFlag("init", str),
     EstimatorFlag("pool", str),
@@ -275,8 +300,8 @@ def _add_estimator_flags(group):
         if row.flag:
             help_text = f"{row.parameter}: {help_text}"
         options = {"default": row.default_value, "help": help_text}
-        if row.parse is SWITCH:
-            options["action"] = argparse.BooleanOptionalAction
+        if isinstance(row.parse, Switch):
+            options.update(action=_SwitchAction, values=row.parse.values)
         else:
             options["type"] = row.parse
             choices = re.match(r"\{(.*)\}", kind)

@@ -1,5 +1,7 @@
 """S4Model: encoder, residual S4D blocks, pooling over time, decoder."""
 
+import math
+
 import torch
 from torch import nn
 
@@ -8,13 +10,17 @@ from .layer import S4D
 from .norm import SequenceBatchNorm, make_norm, normalize
 
 POOLINGS = ("mean", "last")
+# The log view of the differences is asinh(g z) / asinh(g) of the standardised step z:
+# linear below 1/g of a typical step, the sign and log magnitude above it.
+LOG_DIFFERENCE_GAIN = 100.0
 
 
 class S4Model(nn.Module):
     """Deep S4D network mapping (batch, length, d_input) to (batch, d_output).
 
     A linear encoder lifts the input channels (with ``differences=True``, also their
-    steps from one time step to the next) to ``d_model``; ``n_layers`` residual
+    steps from one time step to the next, and with ``log_differences=True`` the log
+    magnitude of those steps) to ``d_model``; ``n_layers`` residual
     blocks each apply a normalisation (before the layer with ``prenorm=True``, after
     the residual sum otherwise), an :class:`S4D` layer and dropout; the sequence is
     pooled over time and a linear decoder gives the outputs.
@@ -83,22 +89,28 @@ class S4Model(nn.Module):
 
     def __init__(self, d_input, d_output, d_model=128, n_layers=4, d_state=64, dropout=0.1,
                  prenorm=False, bidirectional=False, init="legs", pool="mean",
-                 tie_dropout=False, norm="layer", differences=False, **layer_kwargs):
+                 tie_dropout=False, norm="layer", differences=False, log_differences=False,
+                 **layer_kwargs):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, d_model=d_model,
                            n_layers=n_layers, d_state=d_state, dropout=dropout,
                            prenorm=prenorm, bidirectional=bidirectional, init=init,
                            pool=pool, tie_dropout=tie_dropout, norm=norm,
-                           differences=differences, **layer_kwargs)
+                           differences=differences, log_differences=log_differences,
+                           **layer_kwargs)
         if pool not in POOLINGS:
             raise ValueError(f"pool must be one of {POOLINGS}, got {pool!r}")
+        if log_differences and not differences:
+            raise ValueError("log_differences=True needs differences=True")
         self.prenorm = prenorm
         self.pool = pool
         self.d_input = d_input
         self.differences = differences
+        self.log_differences = log_differences
         if differences:
             self.difference_norm = SequenceBatchNorm(d_input, affine=False)
-        self.encoder = nn.Linear(2 * d_input if differences else d_input, d_model)
+        n_views = 1 + differences + log_differences
+        self.encoder = nn.Linear(n_views * d_input, d_model)
         self.layers = nn.ModuleList(
             S4D(d_model, d_state, dropout=dropout, bidirectional=bidirectional, init=init,
                 tie_dropout=tie_dropout, **layer_kwargs)
@@ -113,6 +125,8 @@ class S4Model(nn.Module):
         if "d_input" not in state:  # pickled before differences existed
             self.d_input = self.encoder.in_features
             self.differences = False
+        if "log_differences" not in state:  # pickled before log_differences existed
+            self.log_differences = False
 
     def forward(self, x, lengths=None):
         """Map ``x`` of shape (batch, length, d_input) to (batch, d_output).
@@ -154,8 +168,16 @@ class S4Model(nn.Module):
     def _encode(self, x, mask):
         if self.differences:
             steps = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
-            x = torch.cat([x, normalize(self.difference_norm, steps, mask)], dim=-1)
+            x = torch.cat([x, *self._difference_views(
+                normalize(self.difference_norm, steps, mask))], dim=-1)
         return self.encoder(x)
+
+    def _difference_views(self, steps):
+        """The standardised steps, and with ``log_differences`` their log magnitude."""
+        if not self.log_differences:
+            return [steps]
+        gain = LOG_DIFFERENCE_GAIN
+        return [steps, torch.asinh(gain * steps) / math.asinh(gain)]
 
     def encode_step(self, x_t, x_previous=None):
         """The encoder's output at one step, (batch, d_input) -> (batch, d_model).
@@ -165,7 +187,8 @@ class S4Model(nn.Module):
         """
         if self.differences:
             steps = torch.zeros_like(x_t) if x_previous is None else x_t - x_previous
-            x_t = torch.cat([x_t, self.difference_norm(steps)], dim=-1)
+            x_t = torch.cat([x_t, *self._difference_views(self.difference_norm(steps))],
+                            dim=-1)
         return self.encoder(x_t)
 
     def pool_time(self, x, lengths=None):
