@@ -518,6 +518,9 @@ def test_differences_flag_is_a_switch_that_also_takes_log(capsys):
         with pytest.raises(SystemExit) as exit_info:
             differences(*flags)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    assert "  --differences [log], --no-differences\n" in capsys.readouterr().out
 
 
 def test_auto_or_number_parsing():

@@ -311,7 +311,14 @@ def _add_estimator_flags(group):
 
 
 class _HelpFormatter(argparse.HelpFormatter):
-    """Says each flag's default at the end of its help (not None, nor a plain switch's)."""
+    """Says each flag's default at the end of its help (not None, nor a plain switch's),
+    and shows a switch's value on its ``--NAME`` form only."""
+
+    def _format_action_invocation(self, action):
+        if isinstance(action, _SwitchAction) and action.nargs == "?":
+            on, off = action.option_strings
+            return f"{on} [{action.metavar}], {off}"
+        return super()._format_action_invocation(action)
 
     def _get_help_string(self, action):
         help_text = action.help or ""
