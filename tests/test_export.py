@@ -22,10 +22,12 @@ def data():
     return X, (X[:, :, 0].sum(axis=1) > 16).astype(int)
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["causal", "bidirectional"])
+@pytest.fixture(scope="module", params=[False, True],
+                ids=["causal", "bidirectional-log-differences"])
 def classifier(request, data):
     X, y = data
-    return S4Classifier(**TINY, bidirectional=request.param, prenorm=request.param).fit(X, y)
+    return S4Classifier(**TINY, bidirectional=request.param, prenorm=request.param,
+                        differences="log" if request.param else "auto").fit(X, y)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

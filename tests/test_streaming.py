@@ -37,7 +37,7 @@ def stream_step_by_step(predictor, X):
 
 @pytest.mark.parametrize("prenorm, norm, differences", [
     (False, "layer", False), (True, "layer", False), (True, "batch", True),
-    (False, "batch", False)])
+    (False, "batch", False), (True, "batch", "log")])
 @pytest.mark.parametrize("pool", ["mean", "last"])
 def test_classifier_stream_equals_predict_proba_on_every_prefix(data, prenorm, norm,
                                                                 differences, pool):
