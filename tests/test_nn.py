@@ -187,34 +187,24 @@ def test_bad_norm_is_rejected():
         S4Model(d_input=2, d_output=2, norm="group")
 
 
-def test_differences_are_the_first_difference_of_each_channel():
+@pytest.mark.parametrize("log_differences", [False, True])
+def test_differences_are_the_first_difference_of_each_channel(log_differences):
+    # with log_differences, also the signed log magnitude asinh(100 z) / asinh(100)
     torch.manual_seed(0)
     model = S4Model(d_input=2, d_output=3, d_model=4, n_layers=1, d_state=4,
-                    differences=True).eval()
+                    differences=True, log_differences=log_differences).eval()
     model.difference_norm.running_var.fill_(4.0)  # standardised: divided by 2
-    x = torch.randn(2, 6, 2)
-    steps = torch.cat([torch.zeros(2, 1, 2), x[:, 1:] - x[:, :-1]], dim=1)
-    expected = model.encoder(torch.cat([x, steps / torch.sqrt(torch.tensor(4.0 + 1e-5))],
-                                       dim=-1))
-    torch.testing.assert_close(model._encode(x, None), expected)
-    stepped = [model.encode_step(x[:, 0])] + [model.encode_step(x[:, t], x[:, t - 1])
-                                              for t in range(1, 6)]
-    torch.testing.assert_close(torch.stack(stepped, dim=1), expected)
-
-
-def test_log_differences_are_the_signed_log_magnitude_of_each_step():
-    torch.manual_seed(0)
-    model = S4Model(d_input=2, d_output=3, d_model=4, n_layers=1, d_state=4,
-                    differences=True, log_differences=True).eval()
-    model.difference_norm.running_var.fill_(4.0)
     x = torch.randn(2, 6, 2)
     x[0, 3] = x[0, 2] + 1e-3  # a step a thousandth of the typical one
     steps = torch.cat([torch.zeros(2, 1, 2), x[:, 1:] - x[:, :-1]], dim=1)
     z = steps / torch.sqrt(torch.tensor(4.0 + 1e-5))
-    log_view = torch.asinh(100 * z) / math.asinh(100)
-    assert model.encoder.in_features == 6
-    assert log_view[0, 3, 0] > 15 * z[0, 3, 0] > 0  # small steps magnified
-    expected = model.encoder(torch.cat([x, z, log_view], dim=-1))
+    views = [x, z]
+    if log_differences:
+        log_view = torch.asinh(100 * z) / math.asinh(100)
+        assert log_view[0, 3, 0] > 15 * z[0, 3, 0] > 0  # small steps magnified
+        views.append(log_view)
+    assert model.encoder.in_features == 2 * len(views)
+    expected = model.encoder(torch.cat(views, dim=-1))
     torch.testing.assert_close(model._encode(x, None), expected)
     stepped = [model.encode_step(x[:, 0])] + [model.encode_step(x[:, t], x[:, t - 1])
                                               for t in range(1, 6)]
