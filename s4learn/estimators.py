@@ -81,13 +81,14 @@ _COMMON_PARAMETERS = """\
     differences : bool, "log" or "auto", default="auto"
         Also read each input channel's step-to-step difference, standardised: the
         first-difference representation of time-series classifiers, which shows
-        slopes and edges to the first layer. "log" also reads the order of magnitude of
-        each step (``asinh(100 z) / asinh(100)`` of the standardised difference ``z``),
-        which tells steps of a hundredth of a typical step apart as clearly as large
-        jumps: the texture of a signal at rest, such as an appliance on standby,
-        beside its switching. "auto" reads the differences (``True``), except from a
+        slopes and edges to the first layer (``True``). "log" also reads the order of
+        magnitude of each step (``asinh(100 z) / asinh(100)`` of the standardised
+        difference ``z``), which tells steps of a hundredth of a typical step apart as
+        clearly as large jumps: the texture of a signal at rest, such as an appliance
+        on standby, beside its switching. "auto" reads both ("log"), except from a
         table whose columns differ in scale (the ``scaling`` and ``pool`` test), where
-        neighbouring columns are different measurements. Stored in ``differences_``.
+        neighbouring columns are different measurements (``False``). Stored in
+        ``differences_``.
     bidirectional : bool, default=False
         Non-causal layers that also read the sequence backwards in time.
     init : {"lin", "inv", "legs"}, default="legs"
@@ -475,8 +476,10 @@ class S4Estimator(BaseEstimator):
         self.scaling_ = self._resolve_scaling(lengths, unlike_columns)
         self.pool_ = ("last" if unlike_columns else "mean") if self.pool == "auto" \
             else self.pool
-        self.differences_ = not unlike_columns if self.differences == "auto" \
-            else self.differences
+        if self.differences == "auto":
+            self.differences_ = False if unlike_columns else "log"
+        else:
+            self.differences_ = self.differences
         self.n_timepoints_ = int(X.shape[1])
         self.input_mean_, self.input_scale_ = fit_scaling(X, lengths, self.scaling_)
 

@@ -114,7 +114,7 @@ def test_lora_counts_exactly_its_adapters():
     base = S4Classifier(d_model=8, n_layers=2, d_state=8, **TINY).fit(X, y)
     model = S4Classifier(pretrained=base, finetune=LoRA(lora_rank=2), **TINY)
     model.fit(X, y % 2)  # two classes: a new head of 8 * 2 + 2
-    rank, H, n_inputs = 2, 8, 2 * 3  # the encoder reads 3 channels and their differences
+    rank, H, n_inputs = 2, 8, 3 * 3  # 3 channels, their differences, the log view of these
     expected = rank * (n_inputs + H) + 2 * rank * (H + 2 * H) + (H * 2 + 2)
     assert model.n_trainable_params_ == expected
     assert model.n_params_ == sum(p.numel() for p in base.net_.module_.parameters()) \

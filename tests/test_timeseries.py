@@ -134,13 +134,16 @@ def test_auto_pool_reads_a_table_of_unlike_columns_to_its_last_column(unequal_mo
     assert unequal_model[0].pool_ == "mean"  # series
     chosen = S4Classifier(**dict(TINY, max_epochs=1, pool="mean")).fit(X, y)
     assert chosen.pool_ == "mean"
-    # differences of neighbouring columns only where the columns are alike
+    # differences of neighbouring columns (and their log view) only where the columns
+    # are alike
     assert (table.differences_, table.net_.module_.differences) == (False, False)
     assert table.net_.module_.encoder.in_features == 1
-    assert (like_columns.differences_, like_columns.net_.module_.differences) == (True, True)
-    assert like_columns.net_.module_.encoder.in_features == 2
-    assert unequal_model[0].differences_ is True
-    assert S4Classifier(**dict(TINY, max_epochs=1, differences=True)).fit(X, y).differences_
+    assert like_columns.differences_ == "log"
+    assert like_columns.net_.module_.differences and like_columns.net_.module_.log_differences
+    assert like_columns.net_.module_.encoder.in_features == 3
+    assert unequal_model[0].differences_ == "log"
+    linear = S4Classifier(**dict(TINY, max_epochs=1, differences=True)).fit(X, y)
+    assert linear.differences_ is True and not linear.net_.module_.log_differences
 
 
 def switching_series(n, seed):

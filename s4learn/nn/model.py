@@ -58,6 +58,11 @@ class S4Model(nn.Module):
         first step), standardised by batch statistics (running statistics at
         prediction): the first-difference representation of time-series
         classifiers, which exposes slopes and edges.
+    log_differences : bool, default=False
+        Also feed ``asinh(100 z) / asinh(100)`` of each standardised difference ``z``:
+        linear below a hundredth of a typical step, the sign and order of magnitude
+        above, so that steps far smaller than the typical one (a signal at rest) reach
+        the encoder. Needs ``differences=True``.
     pool : {"mean", "last"}, default="mean"
         Pooling over time: the mean of all steps, or the last step (of the real steps
         when ``lengths`` is given).
