@@ -10,8 +10,9 @@ MiniRocket needs equal lengths: JapaneseVowels is padded at the end with zeros f
 
 ``--more`` runs the five other classification sets that aeon bundles instead (ArrowHead,
 BasicMotions, GunPoint, ItalyPowerDemand and PickupGestureWiimoteZ, whose series have
-unequal lengths), and writes its own table; ``--params '{"d_model": 64}'`` fits
-S4Classifier with these settings instead of its defaults.
+unequal lengths), and writes its own table; ``--datasets PigCVP`` any other set of the
+archives that aeon can download; ``--params '{"d_model": 64}'`` fits S4Classifier with
+these settings instead of its defaults.
 
 Run: python benchmarks/bench_timeseries.py [--seeds 3] [--more] [--jobs 2]
      [--write docs/benchmarks.md]
@@ -150,7 +151,9 @@ def main():
     parser = benchmark_arguments(__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--datasets", nargs="+", default=DATASETS,
-                        choices=DATASETS + MORE_DATASETS)
+                        help="digits, or UCR/UEA names: aeon ships the nine of this "
+                             "script and downloads others (such as PigCVP) where the "
+                             "network allows")
     parser.add_argument("--more", action="store_true",
                         help="the five other classification sets aeon bundles")
     parser.add_argument("--jobs", type=int, default=1,

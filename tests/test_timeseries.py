@@ -160,7 +160,7 @@ def test_log_differences_tell_small_steps_apart(tmp_path):
     X_train, y_train = switching_series(200, seed=0)
     X_test, y_test = switching_series(200, seed=1)
     settings = dict(TINY, d_model=8, max_epochs=30)
-    log = S4Classifier(**settings, differences="log").fit(X_train, y_train)
+    log = S4Classifier(**settings).fit(X_train, y_train)  # "auto": the log view
     linear = S4Classifier(**settings, differences=True).fit(X_train, y_train)
     assert log.differences_ == "log" and linear.differences_ is True
     assert log.net_.module_.log_differences and not linear.net_.module_.log_differences
