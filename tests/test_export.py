@@ -23,11 +23,11 @@ def data():
 
 
 @pytest.fixture(scope="module", params=[False, True],
-                ids=["causal", "bidirectional-log-differences"])
+                ids=["causal-linear-differences", "bidirectional-log-differences"])
 def classifier(request, data):
     X, y = data
     return S4Classifier(**TINY, bidirectional=request.param, prenorm=request.param,
-                        differences="log" if request.param else "auto").fit(X, y)
+                        differences="log" if request.param else True).fit(X, y)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
