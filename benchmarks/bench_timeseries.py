@@ -14,7 +14,7 @@ unequal lengths), and writes its own table; ``--datasets PigCVP`` any other set 
 archives that aeon can download; ``--params '{"d_model": 64}'`` fits S4Classifier with
 these settings instead of its defaults.
 
-Run: python benchmarks/bench_timeseries.py [--seeds 3] [--more] [--jobs 2]
+Run: python benchmarks/bench_timeseries.py [--seeds 5] [--more] [--jobs 2]
      [--write docs/benchmarks.md]
 Needs the timeseries extra: pip install "s4learn[timeseries]".
 """
@@ -149,7 +149,7 @@ def benchmark_arguments(description):
 
 def main():
     parser = benchmark_arguments(__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--datasets", nargs="+", default=DATASETS,
                         help="digits, or UCR/UEA names: aeon ships the nine of this "
                              "script and downloads others (such as PigCVP) where the "
