@@ -18,6 +18,8 @@ class LengthGroupedBatchSampler(Sampler):
     and cut into batches, and the batches are shuffled; the batch holding the longest
     sequence goes first, so that a batch too large for memory fails at once. Every index
     appears exactly once per epoch; only the last batch of the last group can be short.
+    With ``drop_last=True`` every batch is full: the indices left over (fewer than a
+    batch) are left out of the epoch, a fresh random choice each epoch when shuffling.
 
     Parameters
     ----------
@@ -31,6 +33,10 @@ class LengthGroupedBatchSampler(Sampler):
     generator : torch.Generator, optional
         Source of randomness; the batches of an epoch are determined by its state. By
         default a seed is drawn from torch's global generator each epoch.
+    drop_last : bool, default=False
+        Leave out the ``len(lengths) % batch_size`` indices that would fill a short
+        last batch: when shuffling, the last ones of the epoch's random order, else
+        those of the shortest sequences.
 
     Examples
     --------
@@ -41,9 +47,11 @@ class LengthGroupedBatchSampler(Sampler):
     [[0, 2], [4, 3], [1]]
     >>> len(sampler)
     3
+    >>> list(LengthGroupedBatchSampler([5, 1, 4, 2, 3], 2, shuffle=False, drop_last=True))
+    [[0, 2], [4, 3]]
     """
 
-    def __init__(self, lengths, batch_size, shuffle=True, generator=None):
+    def __init__(self, lengths, batch_size, shuffle=True, generator=None, drop_last=False):
         lengths = np.asarray(lengths)
         if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer):
             raise ValueError(f"lengths must be a 1-d sequence of integers, got shape "
@@ -55,18 +63,28 @@ class LengthGroupedBatchSampler(Sampler):
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.generator = generator
+        self.drop_last = drop_last
 
     def __len__(self):
+        if self.drop_last:
+            return len(self.lengths) // self.batch_size
         return math.ceil(len(self.lengths) / self.batch_size)
+
+    def _kept(self, order):
+        """``order`` without its last ``len % batch_size`` entries with ``drop_last``."""
+        if not self.drop_last:
+            return order
+        return order[:len(order) - len(order) % self.batch_size]
 
     def __iter__(self):
         if not self.shuffle:
-            return iter(self._batches(np.arange(len(self.lengths))))
+            by_length = np.argsort(-self.lengths, kind="stable")
+            return iter(self._batches(self._kept(by_length)))
         generator = self.generator
         if generator is None:
             seed = int(torch.empty((), dtype=torch.int64).random_().item())
             generator = torch.Generator().manual_seed(seed)
-        order = torch.randperm(len(self.lengths), generator=generator).numpy()
+        order = self._kept(torch.randperm(len(self.lengths), generator=generator).numpy())
         group_size = self.batch_size * min(BATCHES_PER_GROUP, max(1, len(self) // 4))
         batches = [batch for start in range(0, len(order), group_size)
                    for batch in self._batches(order[start:start + group_size])]

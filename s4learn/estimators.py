@@ -60,10 +60,10 @@ class TrainingData(NamedTuple):
 
 
 _COMMON_PARAMETERS = """\
-    d_model : int, default=32
+    d_model : int, default=48
         Width of the S4D layers.
     n_layers : int, default=2
-        Number of residual S4D blocks. The default size (32 wide, 2 deep, about 13k
+        Number of residual S4D blocks. The default size (48 wide, 2 deep, about 23k
         parameters) suits the small data sets of most tables and time-series
         archives; large data sets such as sequential MNIST gain from wider and deeper
         networks.
@@ -120,6 +120,8 @@ _COMMON_PARAMETERS = """\
     batch_size : int or "auto", default="auto"
         Samples per optimizer step; "auto" is an eighth of the training samples,
         at least 8 and at most 64, so small data sets get several steps per epoch.
+        Every training batch is full: each epoch, the samples that would make a short
+        last batch (fewer than ``batch_size``, drawn at random) sit that epoch out.
     predict_batch_size : int, default=256
         Samples validated, scaled and run through the network at a time by ``predict``,
         ``predict_proba`` and ``score``: prediction memory grows with this, not with the
@@ -265,7 +267,7 @@ _COMMON_ATTRIBUTES = """\
 class S4Estimator(BaseEstimator):
     """Shared fit/predict machinery; use :class:`S4Classifier` or :class:`S4Regressor`."""
 
-    def __init__(self, *, d_model=32, n_layers=2, d_state=64, dropout=0.3, prenorm=True,
+    def __init__(self, *, d_model=48, n_layers=2, d_state=64, dropout=0.3, prenorm=True,
                  norm="batch", differences="auto", bidirectional=False, init="legs",
                  pool="auto", dt_min="auto", dt_max=1.0, lr=0.01, weight_decay=0.01,
                  batch_size="auto", predict_batch_size=256, max_epochs=60, min_steps=1500,
@@ -431,7 +433,7 @@ class S4Estimator(BaseEstimator):
         n_train = len(data.y)
         if self.patience is not None:
             n_train = int(n_train * (1 - self.validation_fraction))
-        steps_per_epoch = math.ceil(max(n_train, 1) / self._batch_size(len(data.y)))
+        steps_per_epoch = max(n_train // self._batch_size(len(data.y)), 1)  # full batches
         if steps_per_epoch < FEW_STEPS_PER_EPOCH and self.batch_size != "auto":
             warnings.warn(f"batch_size={self.batch_size} gives {steps_per_epoch} optimizer "
                           f"step(s) per epoch on {n_train} training samples; a smaller "
@@ -798,7 +800,7 @@ class S4Classifier(ClassifierMixin, S4Estimator):
     _valid_score = staticmethod(valid_accuracy)
     _valid_score_name = "valid_acc"
 
-    def __init__(self, *, d_model=32, n_layers=2, d_state=64, dropout=0.3, prenorm=True,
+    def __init__(self, *, d_model=48, n_layers=2, d_state=64, dropout=0.3, prenorm=True,
                  norm="batch", differences="auto", bidirectional=False, init="legs",
                  pool="auto", dt_min="auto", dt_max=1.0, lr=0.01, weight_decay=0.01,
                  batch_size="auto", predict_batch_size=256, max_epochs=60, min_steps=1500,

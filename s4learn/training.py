@@ -124,15 +124,27 @@ class S4Net(NeuralNet):
 
     def get_iterator(self, dataset, training=False):
         """skorch's loader; sequences of unequal lengths go in batches trimmed to the
-        longest in each, and training batches group sequences of similar length."""
-        lengths = _dataset_lengths(dataset)
-        if lengths is None:
-            return super().get_iterator(dataset, training=training)
+        longest in each, and training batches group sequences of similar length.
+
+        Training batches are all full: when the training data hold more than one batch,
+        the samples left over (fewer than a batch, a fresh random choice each epoch) sit
+        the epoch out. A short last batch would otherwise end every epoch with batch
+        statistics, and an update of the running ones, from a few samples.
+        """
         kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
         batch_size = kwargs.pop("batch_size", self.batch_size)
+        if batch_size == -1:
+            batch_size = len(dataset)
+        if training:
+            kwargs.setdefault("drop_last", len(dataset) > batch_size)
+        lengths = _dataset_lengths(dataset)
+        if lengths is None:
+            iterator = self.iterator_train if training else self.iterator_valid
+            return iterator(dataset, batch_size=batch_size, **kwargs)
         shuffle = kwargs.pop("shuffle", False)
         if training:
-            sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle)
+            sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle,
+                                                drop_last=kwargs.pop("drop_last"))
             return DataLoader(dataset, batch_sampler=sampler, collate_fn=_trimmed_batch,
                               **kwargs)
         return DataLoader(dataset, batch_size=batch_size, collate_fn=_trimmed_batch,

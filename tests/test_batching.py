@@ -32,6 +32,35 @@ def test_every_index_exactly_once_in_full_batches(n, batch_size, shuffle):
 
 
 @pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("n, batch_size", [(5000, 32), (10, 3), (64, 64), (513, 8)])
+def test_drop_last_leaves_out_the_remainder_only(n, batch_size, shuffle):
+    sampler = LengthGroupedBatchSampler(spread_lengths(n), batch_size, shuffle=shuffle,
+                                        generator=torch.Generator().manual_seed(0),
+                                        drop_last=True)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == n // batch_size
+    assert all(len(batch) == batch_size for batch in batches)
+    indices = [i for batch in batches for i in batch]
+    assert len(set(indices)) == len(indices) == n - n % batch_size
+
+
+def test_drop_last_leaves_out_different_samples_each_epoch():
+    lengths = spread_lengths(100)
+    sampler = LengthGroupedBatchSampler(lengths, 12, drop_last=True,
+                                        generator=torch.Generator().manual_seed(0))
+    left_out = [frozenset(range(100)) - {i for batch in sampler for i in batch}
+                for _ in range(20)]
+    assert all(len(out) == 4 for out in left_out)
+    assert len(set(left_out)) == 20
+    assert len(frozenset().union(*left_out)) > 40  # not always the same few, nor the shortest
+
+
+def test_drop_last_without_shuffle_leaves_out_the_shortest():
+    sampler = LengthGroupedBatchSampler([5, 1, 4, 2, 3], 2, shuffle=False, drop_last=True)
+    assert list(sampler) == [[0, 2], [4, 3]]
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
 def test_padding_much_smaller_than_padding_to_the_longest(shuffle):
     lengths = spread_lengths()
     sampler = LengthGroupedBatchSampler(lengths, 32, shuffle=shuffle,

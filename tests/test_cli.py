@@ -472,7 +472,7 @@ def test_flag_defaults_and_help_come_from_the_estimator():
     assert actions["init"].choices == ["lin", "inv", "legs"]
     assert descriptions["dt_max"][1].startswith("dt_min, dt_max: Range of the log-uniform")
     text = train.format_help()
-    assert "--d_model D_MODEL     Width of the S4D layers. (default: 32)" in text
+    assert "--d_model D_MODEL     Width of the S4D layers. (default: 48)" in text
     assert "--bidirectional, --no-bidirectional" in text
 
 

@@ -8,6 +8,7 @@ from sklearn.ensemble import VotingClassifier
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback
 
 from s4learn import S4Classifier, load_model, save_model
 
@@ -175,13 +176,37 @@ def test_log_differences_tell_small_steps_apart(tmp_path):
     assert tuned.differences_ == "log" and tuned.net_.module_.log_differences
 
 
-def test_small_data_gets_the_minimum_number_of_steps():
-    X, y = unequal_sequences(n=40)
-    clf = S4Classifier(**dict(TINY, max_epochs=2, min_steps=30)).fit(X, y)
-    assert clf.net_.batch_size == 8  # "auto": an eighth of 40, at least 8
-    assert clf.n_epochs_ == 6  # 5 steps per epoch: 6 epochs reach 30 steps
-    with pytest.warns(UserWarning, match="batch_size=32 gives 2 optimizer step"):
-        S4Classifier(**dict(TINY, max_epochs=1, batch_size=32)).fit(X, y)
+class TrainingBatchSizes(Callback):
+    def initialize(self):
+        self.sizes = []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.sizes.append(len(batch[1]))
+
+
+@pytest.mark.parametrize("unequal", [True, False])
+def test_small_data_gets_the_minimum_number_of_steps_in_full_batches(unequal):
+    X, y = unequal_sequences(n=44)
+    if not unequal:
+        X = np.stack([x[:5] for x in X])
+    clf = S4Classifier(**dict(TINY, max_epochs=2, min_steps=30),
+                       callbacks=[("sizes", TrainingBatchSizes())]).fit(X, y)
+    assert clf.net_.batch_size == 8  # "auto": an eighth of 44, at least 8
+    assert clf.n_epochs_ == 6  # 5 full batches per epoch: 6 epochs reach 30 steps
+    assert dict(clf.net_.callbacks_)["sizes"].sizes == [8] * 30  # 4 sit out each epoch
+    with pytest.warns(UserWarning, match="batch_size=20 gives 2 optimizer step"):
+        S4Classifier(**dict(TINY, max_epochs=1, batch_size=20)).fit(X, y)
+
+
+def test_data_within_one_batch_trains_on_all_samples():
+    X, y = unequal_sequences(n=44)
+    clf = S4Classifier(**dict(TINY, max_epochs=2, batch_size=64),
+                       callbacks=[("sizes", TrainingBatchSizes())])
+    with pytest.warns(UserWarning, match="gives 1 optimizer step"):
+        clf.fit(X, y)
+    assert dict(clf.net_.callbacks_)["sizes"].sizes == [44, 44]
 
 
 @pytest.mark.parametrize("settings, memory, upper", [
