@@ -406,6 +406,7 @@ class S4Estimator(BaseEstimator):
                 self.net_ = self._build_net(self._network(data),
                                             self._batch_size(len(data.y)))
             self._set_schedule(total=epochs if schedule else None)
+            self.net_.full_batches = schedule  # partial_fit trains on every sample
             self.net_.train_split = self._train_split(validation_data)
             if checkpoint is not None:
                 epochs -= self._restore(checkpoint)
@@ -827,7 +828,7 @@ class S4Classifier(ClassifierMixin, S4Estimator):
         self.class_weight = class_weight
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
-        """Train one more epoch at the constant learning rate ``lr``.
+        """Train one more epoch at the constant learning rate ``lr``, on every sample.
 
         ``classes`` (every label that will ever be seen) is required on the first call.
         """
@@ -931,7 +932,7 @@ class S4Regressor(RegressorMixin, S4Estimator):
     _valid_score_name = "valid_r2"
 
     def partial_fit(self, X, y, sample_weight=None):
-        """Train one more epoch at the constant learning rate ``lr``."""
+        """Train one more epoch at the constant learning rate ``lr``, on every sample."""
         return self._partial_fit(X, y, sample_weight)
 
     def _target_check_params(self):

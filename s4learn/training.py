@@ -42,7 +42,11 @@ class S4Net(NeuralNet):
     - ``compile=True`` runs ``torch.compile(module_)`` (settings ``compile__*``) in
       training and prediction, while ``module_`` itself stays the plain module that is
       saved, pickled and inspected.
+    - Training batches are all full while ``full_batches`` is True (see
+      :meth:`get_iterator`).
     """
+
+    full_batches = True  # set per run by the estimators: fit True, partial_fit False
 
     def __init__(self, *args, precision="float32", **kwargs):
         super().__init__(*args, **kwargs)
@@ -126,17 +130,19 @@ class S4Net(NeuralNet):
         """skorch's loader; sequences of unequal lengths go in batches trimmed to the
         longest in each, and training batches group sequences of similar length.
 
-        Training batches are all full: when the training data hold more than one batch,
-        the samples left over (fewer than a batch, a fresh random choice each epoch) sit
-        the epoch out. A short last batch would otherwise end every epoch with batch
-        statistics, and an update of the running ones, from a few samples.
+        With ``full_batches`` (as in ``fit``) training batches are all full: when the
+        training data hold more than one batch, the samples left over (fewer than a
+        batch, a fresh random choice each epoch) sit the epoch out. A short last batch
+        would otherwise end every epoch with batch statistics, and an update of the
+        running ones, from a few samples. Without it (``partial_fit``) every sample
+        trains.
         """
         kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
         batch_size = kwargs.pop("batch_size", self.batch_size)
         if batch_size == -1:
             batch_size = len(dataset)
         if training:
-            kwargs.setdefault("drop_last", len(dataset) > batch_size)
+            kwargs.setdefault("drop_last", self.full_batches and len(dataset) > batch_size)
         lengths = _dataset_lengths(dataset)
         if lengths is None:
             iterator = self.iterator_train if training else self.iterator_valid

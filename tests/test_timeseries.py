@@ -200,6 +200,18 @@ def test_small_data_gets_the_minimum_number_of_steps_in_full_batches(unequal):
         S4Classifier(**dict(TINY, max_epochs=1, batch_size=20)).fit(X, y)
 
 
+@pytest.mark.parametrize("unequal", [True, False])
+def test_partial_fit_trains_on_every_sample(unequal):
+    X, y = unequal_sequences(n=44)
+    if not unequal:
+        X = np.stack([x[:5] for x in X])
+    clf = S4Classifier(**TINY, callbacks=[("sizes", TrainingBatchSizes())])
+    clf.partial_fit(X, y, classes=[0, 1]).partial_fit(X, y)
+    assert sorted(dict(clf.net_.callbacks_)["sizes"].sizes) == [4] * 2 + [8] * 10
+    clf.fit(X, y)  # fit after partial_fit: full batches again
+    assert dict(clf.net_.callbacks_)["sizes"].sizes == [8] * 5 * TINY["max_epochs"]
+
+
 def test_data_within_one_batch_trains_on_all_samples():
     X, y = unequal_sequences(n=44)
     clf = S4Classifier(**dict(TINY, max_epochs=2, batch_size=64),
