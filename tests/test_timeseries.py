@@ -186,39 +186,47 @@ class TrainingBatchSizes(Callback):
             self.sizes.append(len(batch[1]))
 
 
+def with_batch_sizes(**params):
+    return S4Classifier(**params, callbacks=[("sizes", TrainingBatchSizes())])
+
+
+def training_batch_sizes(clf):
+    return dict(clf.net_.callbacks_)["sizes"].sizes
+
+
+def sequences_44(unequal):
+    """44 sequences, of 5 to 39 steps or all cut to 5: 5 batches of 8 and 4 left over."""
+    X, y = unequal_sequences(n=44)
+    return (X if unequal else np.stack([x[:5] for x in X])), y
+
+
 @pytest.mark.parametrize("unequal", [True, False])
 def test_small_data_gets_the_minimum_number_of_steps_in_full_batches(unequal):
-    X, y = unequal_sequences(n=44)
-    if not unequal:
-        X = np.stack([x[:5] for x in X])
-    clf = S4Classifier(**dict(TINY, max_epochs=2, min_steps=30),
-                       callbacks=[("sizes", TrainingBatchSizes())]).fit(X, y)
+    X, y = sequences_44(unequal)
+    clf = with_batch_sizes(**dict(TINY, max_epochs=2, min_steps=30)).fit(X, y)
     assert clf.net_.batch_size == 8  # "auto": an eighth of 44, at least 8
     assert clf.n_epochs_ == 6  # 5 full batches per epoch: 6 epochs reach 30 steps
-    assert dict(clf.net_.callbacks_)["sizes"].sizes == [8] * 30  # 4 sit out each epoch
+    assert training_batch_sizes(clf) == [8] * 30  # 4 sit out each epoch
     with pytest.warns(UserWarning, match="batch_size=20 gives 2 optimizer step"):
         S4Classifier(**dict(TINY, max_epochs=1, batch_size=20)).fit(X, y)
 
 
 @pytest.mark.parametrize("unequal", [True, False])
 def test_partial_fit_trains_on_every_sample(unequal):
-    X, y = unequal_sequences(n=44)
-    if not unequal:
-        X = np.stack([x[:5] for x in X])
-    clf = S4Classifier(**TINY, callbacks=[("sizes", TrainingBatchSizes())])
+    X, y = sequences_44(unequal)
+    clf = with_batch_sizes(**TINY)
     clf.partial_fit(X, y, classes=[0, 1]).partial_fit(X, y)
-    assert sorted(dict(clf.net_.callbacks_)["sizes"].sizes) == [4] * 2 + [8] * 10
+    assert sorted(training_batch_sizes(clf)) == [4] * 2 + [8] * 10
     clf.fit(X, y)  # fit after partial_fit: full batches again
-    assert dict(clf.net_.callbacks_)["sizes"].sizes == [8] * 5 * TINY["max_epochs"]
+    assert training_batch_sizes(clf) == [8] * 5 * TINY["max_epochs"]
 
 
 def test_data_within_one_batch_trains_on_all_samples():
-    X, y = unequal_sequences(n=44)
-    clf = S4Classifier(**dict(TINY, max_epochs=2, batch_size=64),
-                       callbacks=[("sizes", TrainingBatchSizes())])
+    X, y = sequences_44(unequal=True)
+    clf = with_batch_sizes(**dict(TINY, max_epochs=2, batch_size=64))
     with pytest.warns(UserWarning, match="gives 1 optimizer step"):
         clf.fit(X, y)
-    assert dict(clf.net_.callbacks_)["sizes"].sizes == [44, 44]
+    assert training_batch_sizes(clf) == [44, 44]
 
 
 @pytest.mark.parametrize("settings, memory, upper", [
