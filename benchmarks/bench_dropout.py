@@ -42,7 +42,7 @@ def main():
     for seed in range(args.seeds):
         for tie in (False, True):
             clf = S4Classifier(pretrained=network(tie, seed), dropout=0.2,
-                               max_epochs=args.epochs, min_steps=0, random_state=seed,
+                               max_epochs=args.epochs, random_state=seed,
                                device="cpu").fit(X_train, y_train)
             epoch_seconds, accuracies = results[tie]
             epoch_seconds.extend(row["dur"] for row in clf.net_.history)

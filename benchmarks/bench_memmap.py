@@ -78,7 +78,7 @@ def main():
         print(f"file: {n} sequences x {LENGTH} steps x {CHANNELS} channels, "
               f"{X.nbytes / GIB:.2f} GiB, written in {time.perf_counter() - started:.0f} s; "
               f"peak RSS so far {peak_rss_gib():.2f} GiB")
-        clf = S4Classifier(d_model=8, n_layers=1, d_state=8, max_epochs=1, min_steps=0,
+        clf = S4Classifier(d_model=8, n_layers=1, d_state=8, max_epochs=1,
                            batch_size=128, random_state=0, device="cpu")
         started = time.perf_counter()
         clf.fit(X, y)

@@ -31,7 +31,7 @@ def accuracy(share, seed):
     rng = np.random.RandomState(seed)
     X_train, X_test = remove_values(X_train, share, rng), remove_values(X_test, share, rng)
     missing = "mask" if share else "error"
-    model = S4Classifier(sequence_layout="NCL", missing=missing, random_state=seed,
+    model = S4Classifier(layout="NCL", missing=missing, random_state=seed,
                          device="cpu").fit(X_train, y_train)
     return model.score(X_test, y_test)
 

@@ -42,7 +42,7 @@ def run(seed, args):
     rows = {}
     for name, finetune in methods(args.lora_rank):
         model = S4Regressor(pretrained=base, finetune=finetune, max_epochs=args.epochs,
-                            min_steps=0, lr=args.lr, batch_size=32, dropout=0.0, device="cpu",
+                            lr=args.lr, batch_size=32, dropout=0.0, device="cpu",
                             random_state=seed)
         start = time.perf_counter()
         model.fit(X[train], y[train])

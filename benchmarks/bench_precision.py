@@ -19,7 +19,7 @@ from s4learn import S4Classifier
 
 
 def epoch_seconds(X, y, device, precision, compile):
-    model = S4Classifier(**EARLIER_DEFAULTS, max_epochs=1, min_steps=0,
+    model = S4Classifier(**EARLIER_DEFAULTS, max_epochs=1,
                          precision=precision, compile=compile,
                          device=device, random_state=0, warm_start=True)
     model.fit(X, y)  # warm-up: allocation, kernels, compilation

@@ -43,7 +43,7 @@ def measure(rows, length, dtype, predict_batch_size):
     torch.set_num_threads(2)
     rng = np.random.RandomState(0)
     X_fit = rng.randn(256, length).astype(dtype)
-    clf = S4Classifier(d_model=8, n_layers=1, d_state=8, max_epochs=1, min_steps=0,
+    clf = S4Classifier(d_model=8, n_layers=1, d_state=8, max_epochs=1,
                        device="cpu", random_state=0).fit(X_fit, X_fit[:, 0] > 0)
     X = np.empty((rows, length), dtype=dtype)
     generator = np.random.default_rng(0)

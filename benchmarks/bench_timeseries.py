@@ -68,7 +68,7 @@ def minirocket(X_train, y_train, X_test, y_test, seed):
 
 def s4(X_train, y_train, X_test, y_test, seed, settings=None, threads=1):
     torch.set_num_threads(threads)  # MiniRocket's numba run may have changed it
-    model = S4Classifier(sequence_layout="NCL", random_state=seed, device="cpu",
+    model = S4Classifier(layout="NCL", random_state=seed, device="cpu",
                          **(settings or {}))
     return timed_score(model, X_train, y_train, X_test, y_test)
 

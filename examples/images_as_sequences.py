@@ -21,8 +21,7 @@ digits = load_digits()
 images = (digits.images * 15).astype(np.uint8)[..., None]  # (n, 8, 8, 1), like MNIST
 X_train, X_test, y_train, y_test = train_test_split(images, digits.target, test_size=0.3,
                                                     stratify=digits.target, random_state=0)
-clf = S4Classifier(d_model=32, n_layers=2, d_state=16, max_epochs=3 if QUICK else 15,
-                   min_steps=0 if QUICK else 600,
+clf = S4Classifier(d_model=32, n_layers=2, d_state=16, max_epochs=3 if QUICK else "auto",
                    bidirectional=True, dt_min=0.01, dt_max=1.0, random_state=0)
 clf.fit(X_train, y_train)  # each image becomes 64 steps of 1 channel, scaled to [0, 1]
 print("sequence shape per sample:", clf.input_shape_, "->", (8 * 8, 1))

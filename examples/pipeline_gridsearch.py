@@ -27,8 +27,7 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratif
                                                     random_state=0)
 scale = ColumnTransformer([("scale", StandardScaler(), list(X.columns))])
 pipe = make_pipeline(scale, S4Classifier(n_layers=1, d_state=16,
-                                         max_epochs=2 if QUICK else 6,
-                                         min_steps=0 if QUICK else 600, bidirectional=True,
+                                         max_epochs=2 if QUICK else "auto", bidirectional=True,
                                          dt_min=0.01, dt_max=1.0, random_state=0))
 
 # %%

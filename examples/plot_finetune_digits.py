@@ -33,7 +33,7 @@ X_new, y_new = X[~first_half], y[~first_half]
 X_train, X_test, y_train, y_test = train_test_split(
     X_new, y_new, test_size=0.5, stratify=y_new, random_state=0)
 
-settings = dict(max_epochs=3 if QUICK else 10, min_steps=0 if QUICK else 600,
+settings = dict(max_epochs=3 if QUICK else "auto",
                 batch_size=32, random_state=0)
 architecture = dict(d_model=32, n_layers=2, d_state=16, dt_min=0.01, dt_max=1.0)
 start = time.perf_counter()

@@ -6,7 +6,7 @@ aeon's ``load_classification`` returns JapaneseVowels (nine speakers saying a vo
 cepstral coefficients per frame, 7 to 29 frames) as a list of ``(n_channels,
 n_timepoints_i)`` arrays. :class:`~s4learn.S4Classifier` takes the list as it is: the
 series keep their own lengths, padding inside a batch is masked in the network, and
-``sequence_layout="NCL"`` states aeon's channels-first layout.
+``layout="NCL"`` states aeon's channels-first layout.
 
 Needs the timeseries extra: ``pip install "s4learn[timeseries]"``.
 """
@@ -33,8 +33,8 @@ print(f"{len(X_train)} training series of {X_train[0].shape[0]} channels, "
 # %%
 # The defaults: per-channel scaling, step sizes from the longest series, a batch size
 # and a number of epochs that give a small data set enough optimizer steps.
-settings = dict(max_epochs=3, min_steps=0) if QUICK else {}
-clf = S4Classifier(sequence_layout="NCL", random_state=0, **settings)
+settings = dict(max_epochs=3) if QUICK else {}
+clf = S4Classifier(layout="NCL", random_state=0, **settings)
 clf.fit(X_train, y_train)
 print(f"test accuracy {clf.score(X_test, y_test):.3f} after {clf.n_epochs_} epochs")
 

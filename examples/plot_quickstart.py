@@ -29,8 +29,7 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratif
                                                     random_state=0)
 X_train, X_val, y_train, y_val = train_test_split(X_train, y_train, test_size=1 / 7,
                                                   stratify=y_train, random_state=0)
-clf = S4Classifier(d_model=32, n_layers=2, d_state=16, max_epochs=4 if QUICK else 20,
-                   min_steps=0 if QUICK else 600,
+clf = S4Classifier(d_model=32, n_layers=2, d_state=16, max_epochs=4 if QUICK else "auto",
                    bidirectional=True, dt_min=0.01, dt_max=1.0, random_state=0)
 clf.fit(X_train, y_train, validation_data=(X_val, y_val))
 print(f"test accuracy: {clf.score(X_test, y_test):.3f}")

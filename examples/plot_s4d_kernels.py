@@ -24,8 +24,7 @@ QUICK = os.environ.get("S4LEARN_GALLERY_QUICK") == "1"  # fewer epochs in CI bui
 # Train a causal (one-directional) model of two layers on the digits, read as 64-step
 # pixel sequences.
 X, y = load_digits(return_X_y=True)
-clf = S4Classifier(d_model=16, n_layers=2, d_state=32, max_epochs=3 if QUICK else 15,
-                   min_steps=0 if QUICK else 600,
+clf = S4Classifier(d_model=16, n_layers=2, d_state=32, max_epochs=3 if QUICK else "auto",
                    dt_min=0.01, dt_max=1.0, random_state=0).fit(X, y)
 print(f"training accuracy: {clf.score(X, y):.3f}")
 

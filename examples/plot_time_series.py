@@ -51,8 +51,7 @@ X_train, y_train = X[:n_train], y[:n_train]
 X_val, y_val = X[n_train:n_train + n_val], y[n_train:n_train + n_val]
 X_test, y_test = X[-n_test:], y[-n_test:]
 
-reg = S4Regressor(d_model=16, n_layers=2, d_state=16, max_epochs=4 if QUICK else 20,
-                  min_steps=0 if QUICK else 600,
+reg = S4Regressor(d_model=16, n_layers=2, d_state=16, max_epochs=4 if QUICK else "auto",
                   dt_min=0.01, dt_max=0.5, random_state=0)
 reg.fit(X_train, y_train, validation_data=(X_val, y_val))
 print(f"test R2: {reg.score(X_test, y_test):.3f}")

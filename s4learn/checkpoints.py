@@ -134,18 +134,27 @@ def _callback_state(callback):
 
 def atomic_save(value, path):
     """Write ``value`` with ``torch.save`` to ``path``, never leaving it half written."""
-    with _temporary_file(Path(path)) as file:
+    with atomic_write(path) as file:
         torch.save(value, file)
 
 
 def atomic_copy(source, path):
     """Copy the file ``source`` to ``path``, never leaving ``path`` half written."""
-    path = Path(path)
-    with open(source, "rb") as original, _temporary_file(path) as file:
+    with open(source, "rb") as original, atomic_write(path) as file:
         shutil.copyfileobj(original, file)
 
 
-class _temporary_file:
+def atomic_write(path):
+    """A binary file to write ``path`` through, never leaving it half written.
+
+    Use it as ``with atomic_write(path) as file: ...``: the bytes go to a temporary file
+    beside ``path``, which is flushed, synced and moved onto ``path`` when the block
+    ends without an error, and removed when it raises.
+    """
+    return _TemporaryFile(Path(path))
+
+
+class _TemporaryFile:
     """A temporary file beside ``path``, flushed, synced and moved onto ``path`` on exit.
 
     It is created with the permissions of any new file (``0o666`` less the umask, so

@@ -1,11 +1,15 @@
-"""scikit-learn estimators around the S4D network: S4Classifier and S4Regressor."""
+"""scikit-learn estimators around the S4D network: S4Classifier and S4Regressor.
 
-import copy
+The estimators are the scikit-learn layer only: they validate, then hand plain values
+to the parts below them: :mod:`s4learn.inputs` (the input transform),
+:mod:`s4learn.networks` (the network to train) and :mod:`s4learn.training` (the skorch
+net and the one training routine).
+"""
+
+import inspect
 import math
-import os
-import sys
 import warnings
-from contextlib import contextmanager
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -14,42 +18,51 @@ import scipy.sparse as sp
 import torch
 from scipy.special import log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
-from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _num_samples, check_is_fitted
-from skorch.callbacks import EpochScoring, ProgressBar
+from sklearn.utils.validation import check_is_fitted
 from skorch.dataset import Dataset, ValidSplit
 from skorch.helper import predefined_split
 
-from .checkpoints import restore_net_state, set_rng_states
-from .inputs import (
-    apply_scaling,
-    check_sequences,
-    columns_differ_in_scale,
-    fit_scaling,
+from .inputs import InputScaling, check_sequences
+from .networks import (
+    DataShape,
+    difference_channels,
+    finetuned_network,
+    load_pretrained,
+    network_difference_channels,
+    new_network,
+    parameter_counts,
+    pooling,
+    same_task,
 )
-from .nn import S4Model
-from .ondisk import ScaledSequences
-from .parameters import check_parameter, check_parameters
-from .peft import FineTuningMethod, count_merged_parameters, finetuning_network, merge_adapters
-from .persistence import read_model_file
+from .parameters import (
+    AUTO_EPOCHS,
+    AUTO_STEPS,
+    INTERNAL_DEFAULTS,
+    check_parameters,
+    check_value,
+    network_settings,
+    parameter_docs,
+    translate_deprecated,
+)
+from .peft import merge_adapters
 from .training import (
     MAX_SEED,
-    AcceleratedS4Net,
-    CosineLR,
-    ResumableEarlyStopping,
-    S4Net,
-    StopOnDivergence,
-    check_accelerator,
+    NetSettings,
+    TrainingRun,
+    build_net,
+    own_torch_rng,
     resolve_device,
+    run_training,
+    standard_callbacks,
     valid_accuracy,
     valid_r2,
 )
 
 FEW_STEPS_PER_EPOCH = 4  # fewer with a batch_size of the user's own gives a warning
-LOCAL_MEMORY = 20  # steps the slowest channels remember at first with dt_min="auto"
+LOADED_BATCH_SIZE = 64  # the training batch of a net rebuilt from a model file
 
 
 class TrainingData(NamedTuple):
@@ -58,164 +71,6 @@ class TrainingData(NamedTuple):
     inputs: dict
     y: np.ndarray
 
-
-_COMMON_PARAMETERS = """\
-    d_model : int, default=48
-        Width of the S4D layers.
-    n_layers : int, default=2
-        Number of residual S4D blocks. The default size (48 wide, 2 deep, about 23k
-        parameters) suits the small data sets of most tables and time-series
-        archives; large data sets such as sequential MNIST gain from wider and deeper
-        networks.
-    d_state : int, default=64
-        State size N of each layer's SSM (N/2 complex modes per channel).
-    dropout : float, default=0.3
-        Dropout in each block.
-    prenorm : bool, default=True
-        Normalise before each S4D layer instead of after the residual sum.
-    norm : {"batch", "layer"}, default="batch"
-        How each block normalises: batch normalisation of each channel over the batch
-        and the real time steps (running statistics at prediction), as convolutional
-        time-series networks do, or LayerNorm over the channels of each time step, as
-        the S4 reference does.
-    differences : bool, "log" or "auto", default="auto"
-        Also read each input channel's step-to-step difference, standardised: the
-        first-difference representation of time-series classifiers, which shows
-        slopes and edges to the first layer (``True``). "log" also reads the order of
-        magnitude of each step (``asinh(100 z) / asinh(100)`` of the standardised
-        difference ``z``), which tells steps of a hundredth of a typical step apart as
-        clearly as large jumps: the texture of a signal at rest, such as an appliance
-        on standby, beside its switching. "auto" reads both ("log"), except from a
-        table whose columns differ in scale (the ``scaling`` and ``pool`` test), where
-        neighbouring columns are different measurements (``False``). Stored in
-        ``differences_``.
-    bidirectional : bool, default=False
-        Non-causal layers that also read the sequence backwards in time.
-    init : {"lin", "inv", "legs"}, default="legs"
-        Initialisation of the state matrices (S4D-Lin, S4D-Inv, S4D-LegS).
-    pool : {"auto", "mean", "last"}, default="auto"
-        How the network summarises a sequence: the mean of its steps' features, or the
-        features of its last step (a causal summary that can be streamed). "auto" is
-        "last" for a table whose columns differ in scale (see ``scaling``: a record
-        of measurements in different units, which the network then reads column by
-        column into one state, as a linear model weighs each column) and "mean"
-        otherwise (series, images, tables of like columns).
-    dt_min, dt_max : float or "auto", default="auto" and 1.0
-        Range of the log-uniform initial step sizes. ``1 / dt`` is about the number of
-        steps a channel remembers at first (the step sizes are trained), so the
-        defaults span channels that remember a step or two (``dt_max=1.0``) to
-        channels that remember ``1 / dt_min`` steps. ``dt_min="auto"`` remembers
-        ``min(L, 20)`` steps of the longest training sequence of ``L`` steps where
-        the sequence is summarised by the mean of its steps' features (local patterns
-        counted over the whole sequence, as with the receptive field of a
-        convolutional time-series network), and all ``L`` steps (``1 / L``) for images
-        (the pixel above lies a row away) and with ``pool="last"`` (the last step sums
-        up the sequence). ``dt_max="auto"`` is ``min(1, 100 / L)`` (the S4 defaults
-        0.001 and 0.1 at ``L = 1000``).
-    lr : float, default=0.01
-        AdamW learning rate, decayed to zero over ``max_epochs`` by a cosine schedule.
-        The SSM parameters (dt and A) train at ``min(lr, 0.001)`` without weight decay.
-    weight_decay : float, default=0.01
-        AdamW weight decay of the parameters other than dt and A.
-    batch_size : int or "auto", default="auto"
-        Samples per optimizer step; "auto" is an eighth of the training samples,
-        at least 8 and at most 64, so small data sets get several steps per epoch.
-        Every training batch is full: each epoch, the samples that would make a short
-        last batch (fewer than ``batch_size``, drawn at random) sit that epoch out.
-    predict_batch_size : int, default=256
-        Samples validated, scaled and run through the network at a time by ``predict``,
-        ``predict_proba`` and ``score``: prediction memory grows with this, not with the
-        size of ``X``.
-    max_epochs : int, default=60
-        Passes over the training data in ``fit`` (more when ``min_steps`` needs them).
-    min_steps : int, default=1500
-        Least number of optimizer steps in ``fit``: when ``max_epochs`` epochs give
-        fewer, ``fit`` trains for as many epochs as it takes to reach ``min_steps``.
-        Small data sets then get enough updates; 0 trains exactly ``max_epochs``.
-    patience : int or None, default=None
-        Stop when the validation loss has not improved for this many epochs and keep
-        the best epoch's weights. Needs validation data: a ``validation_fraction`` of the
-        training data, or ``validation_data`` passed to ``fit``.
-    validation_fraction : float, default=0.1
-        Share of the training data held out (stratified for classifiers) when
-        ``patience`` is set and ``fit`` gets no ``validation_data``.
-    input_type : {"auto", "sequence", "image"}, default="auto"
-        How to read 3-D arrays: as sequences ``(n, L, C)`` ("auto", "sequence") or as
-        single-channel images ``(n, H, W)`` ("image"). 4-D arrays are always images.
-    image_layout : {"auto", "NHWC", "NCHW"}, default="auto"
-        Where the channel axis of 4-D images is; "auto" finds the axis of size 1, 3 or 4.
-    sequence_layout : {"auto", "NLC", "NCL"}, default="auto"
-        Where the channel axis of 3-D sequence arrays (and of 2-D per-sample arrays in
-        a list) is: "NLC" reads ``(n, length, channels)``, "NCL" reads aeon and
-        sktime's ``(n, channels, length)``. "auto" reads a 3-D array as "NLC" when it
-        has more steps than channels and raises otherwise; in a list of unequal
-        lengths, the axis whose size varies is time.
-    grayscale : bool, default=False
-        Convert RGB images to one luminance channel.
-    scaling : {"auto", "column", "channel", "series", "none"}, default="auto"
-        How inputs are standardised: "column" learns a mean and scale per column (per
-        step and channel), "channel" one per channel over all steps, "series"
-        standardises each sequence's channels over its own steps, "none" leaves the
-        values as they are. "auto" is "column" for a table (a DataFrame or 2-D
-        array) whose columns differ in scale (the largest standard deviation over ten
-        times the median one, as with measurements in different units), and
-        "channel" otherwise: sequences, images, and tables of like columns such as
-        pixels or the steps of a series, whose relative sizes carry information.
-    missing : {"error", "mask"}, default="error"
-        What a missing value (NaN) inside a sequence does: "error" raises, "mask" sets
-        it to 0 after scaling and feeds the network one more channel per input
-        channel that is 1 where the value was observed and 0 where it was missing.
-        (All-NaN steps at the end of a 3-D array are padding, not missing values.)
-    num_workers : int, default=0
-        Worker processes of the training data loader.
-    device : str, default="auto"
-        Torch device to train on; "auto" uses CUDA when available, else the CPU.
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling, dropout and the validation split. With
-        an int, two fits on the CPU give identical models.
-    verbose : int, default=0
-        0 is silent; 1 prints one line per epoch (losses, validation score, time) and
-        shows a progress bar on an interactive terminal.
-    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
-        Extra callbacks for the skorch net; they are copied, never modified.
-    warm_start : bool, default=False
-        When True, ``fit`` continues training the fitted network for another
-        ``max_epochs`` instead of starting anew.
-    pretrained : estimator, path or S4Model, default=None
-        Start from a pretrained network: a fitted S4Classifier/S4Regressor, the path of
-        one saved with :func:`s4learn.save_model` (a joblib/pickle file is refused:
-        load one you trust yourself and pass the estimator), or an
-        :class:`s4learn.nn.S4Model`. Its architecture replaces ``d_model``,
-        ``n_layers``, ``d_state``, ``prenorm``, ``bidirectional``, ``init``,
-        ``dt_min`` and ``dt_max``, which are then unused
-        (``dropout`` applies to the fine-tuned network); the data must have as many
-        channels per step as it was trained on. The output layer is kept when the
-        task is the same (same classes, or same number of outputs), else a new one is
-        trained. ``pretrained`` is never modified, and ``clone`` keeps it as it is
-        (it is not refitted).
-    finetune : LoRA, SDLoRA or None, default=None
-        How to fine-tune ``pretrained`` (see :mod:`s4learn.peft`); None trains every
-        parameter (full fine-tuning). Needs ``pretrained``.
-    precision : {"float32", "bf16", "fp16"}, default="float32"
-        Precision of the training steps: "bf16" and "fp16" run the forward pass under
-        ``torch.autocast`` (mixed precision), while the S4D kernel and its FFT
-        convolution stay in float32, where half precision loses too much accuracy.
-        "fp16" needs a CUDA device and scales the loss with a GradScaler; on the CPU
-        it is an error (use "bf16"). Validation and prediction run in float32. With
-        an ``accelerator``, leave "float32" and set the Accelerator's
-        ``mixed_precision`` (or give both the same value).
-    compile : bool, default=False
-        Run the network through ``torch.compile`` in training and prediction: a slow
-        first epoch while it compiles, faster later ones on a GPU. The fitted and
-        saved network is the same plain module.
-    accelerator : accelerate.Accelerator or None, default=None
-        Train through Hugging Face Accelerate (``pip install s4learn[accelerate]``):
-        in a script started with ``accelerate launch`` or ``torchrun``, every process
-        builds the same estimator and calls ``fit`` on the same data; each trains on
-        its share of every batch (``batch_size`` is per process) and all end with
-        identical weights. Prediction afterwards is local, on any process alone.
-        ``device`` is then unused: the Accelerator places the network. Like
-        ``pretrained``, ``clone`` passes it on as it is. See :doc:`/scaling`."""
 
 _COMMON_ATTRIBUTES = """\
     net_ : S4Net
@@ -232,17 +87,21 @@ _COMMON_ATTRIBUTES = """\
         Channels per step of the sequences seen in ``fit``.
     n_timepoints_ : int
         Steps of the longest training sequence (it sets ``dt_min``/``dt_max`` with
-        "auto"; longer sequences are accepted at predict).
+        "auto"; sequences of any length are accepted at predict).
     scaling_ : str
         The input scaling used: ``scaling`` with "auto" resolved.
-    pool_ : str
-        The pooling of the network: ``pool`` with "auto" resolved (the pretrained
-        network's own when fine-tuning).
-    differences_ : bool or "log"
-        What the network reads besides each channel: ``differences`` with "auto"
-        resolved (the pretrained network's own when fine-tuning).
+    pool_ : {"mean", "last"}
+        How the network summarises a sequence: the mean of its steps' features, or
+        the features of its last step for a table whose columns differ in scale (the
+        pretrained network's own when fine-tuning).
+    difference_channels_ : {"none", "linear", "log"}
+        What the network reads besides each channel: ``difference_channels`` with
+        "auto" resolved (the pretrained network's own when fine-tuning).
+    input_scaling_ : InputScaling
+        The fitted input transform (:class:`s4learn.inputs.InputScaling`): what
+        ``predict``, streaming and export apply to every input.
     input_mean_, input_scale_ : ndarray
-        The input standardisation learnt in ``fit``.
+        The input standardisation learnt in ``fit`` (``input_scaling_``'s).
     n_epochs_ : int
         Number of epochs trained so far.
     n_params_ : int
@@ -264,46 +123,39 @@ _COMMON_ATTRIBUTES = """\
         epoch had validation data."""
 
 
+
+
 class S4Estimator(BaseEstimator):
     """Shared fit/predict machinery; use :class:`S4Classifier` or :class:`S4Regressor`."""
 
-    def __init__(self, *, d_model=48, n_layers=2, d_state=64, dropout=0.3, prenorm=True,
-                 norm="batch", differences="auto", bidirectional=False, init="legs",
-                 pool="auto", dt_min="auto", dt_max=1.0, lr=0.01, weight_decay=0.01,
-                 batch_size="auto", predict_batch_size=256, max_epochs=60, min_steps=1500,
-                 patience=None, validation_fraction=0.1,
-                 input_type="auto", image_layout="auto", sequence_layout="auto",
-                 grayscale=False, scaling="auto", missing="error", num_workers=0,
-                 device="auto", random_state=None, verbose=0, callbacks=None,
-                 warm_start=False, pretrained=None, finetune=None, precision="float32",
-                 compile=False, accelerator=None):
+    def __init__(self, *, d_model=48, n_layers=2, d_state=64, dropout=0.3,
+                 bidirectional=False, init="legs", dt_min="auto", dt_max=1.0,
+                 difference_channels="auto", lr=0.01, weight_decay=0.01, batch_size="auto",
+                 predict_batch_size=256, max_epochs="auto", patience=None,
+                 validation_fraction=0.1, layout="auto", grayscale=False, scaling="auto",
+                 missing="error", device="auto", random_state=None, verbose=0,
+                 callbacks=None, warm_start=False, pretrained=None, finetune=None,
+                 precision="float32", accelerator=None, **deprecated):
         self.d_model = d_model
         self.n_layers = n_layers
         self.d_state = d_state
         self.dropout = dropout
-        self.prenorm = prenorm
-        self.norm = norm
-        self.differences = differences
         self.bidirectional = bidirectional
         self.init = init
-        self.pool = pool
         self.dt_min = dt_min
         self.dt_max = dt_max
+        self.difference_channels = difference_channels
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.predict_batch_size = predict_batch_size
         self.max_epochs = max_epochs
-        self.min_steps = min_steps
         self.patience = patience
         self.validation_fraction = validation_fraction
-        self.input_type = input_type
-        self.image_layout = image_layout
-        self.sequence_layout = sequence_layout
+        self.layout = layout
         self.grayscale = grayscale
         self.scaling = scaling
         self.missing = missing
-        self.num_workers = num_workers
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -312,8 +164,24 @@ class S4Estimator(BaseEstimator):
         self.pretrained = pretrained
         self.finetune = finetune
         self.precision = precision
-        self.compile = compile
         self.accelerator = accelerator
+        if deprecated:
+            self._accept_deprecated(deprecated)
+
+    def _accept_deprecated(self, deprecated):
+        """Parameters of 0.1, for one release: renamed ones set their replacement,
+        removed ones are kept (``_legacy_settings``) and honoured by ``fit``."""
+        current, legacy, messages = translate_deprecated(deprecated)
+        for message in messages:
+            warnings.warn(message, FutureWarning, stacklevel=4)
+        for name, value in current.items():
+            setattr(self, name, value)
+        if legacy:
+            self._legacy_settings = legacy
+
+    def _setting(self, name):
+        """A setting that was a parameter in 0.1: its fixed value, or the one given."""
+        return getattr(self, "_legacy_settings", {}).get(name, INTERNAL_DEFAULTS[name])
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y, sample_weight=None, validation_data=None):
@@ -336,10 +204,10 @@ class S4Estimator(BaseEstimator):
         -------
         self
         """
-        reset = not (self.warm_start and hasattr(self, "net_"))
-        data = self._training_data(X, y, sample_weight, reset=reset)
-        return self._train(data, validation_data, new_net=reset,
-                           epochs=self._n_epochs(data), schedule=True)
+        new_net = not (self.warm_start and hasattr(self, "net_"))
+        data = self._training_data(X, y, sample_weight, new_net=new_net)
+        run = TrainingRun.fit(self._n_epochs(len(data.y)), new_net=new_net)
+        return self._train(data, run, validation_data)
 
     def resume_fit(self, X, y, checkpoint, sample_weight=None, validation_data=None):
         """Finish a ``fit`` that was interrupted, from a checkpoint of it.
@@ -366,91 +234,74 @@ class S4Estimator(BaseEstimator):
         -------
         self
         """
-        data = self._training_data(X, y, sample_weight, reset=True)
-        return self._train(data, validation_data, new_net=True, epochs=self._n_epochs(data),
-                           schedule=True, checkpoint=checkpoint)
+        data = self._training_data(X, y, sample_weight, new_net=True)
+        run = TrainingRun.resume(self._n_epochs(len(data.y)), checkpoint)
+        return self._train(data, run, validation_data)
 
     def _partial_fit(self, X, y, sample_weight, classes=None):
         new_net = not hasattr(self, "net_")
-        data = self._training_data(X, y, sample_weight, reset=new_net, classes=classes)
-        return self._train(data, None, new_net=new_net, epochs=1, schedule=False)
+        data = self._training_data(X, y, sample_weight, new_net=new_net, classes=classes)
+        return self._train(data, TrainingRun.partial_fit(new_net=new_net), None)
 
-    def _training_data(self, X, y, sample_weight, *, reset, classes=None):
-        """Validated, scaled inputs as the net reads them, with encoded targets."""
-        self._check_hyperparameters()
-        X, lengths, y = check_sequences(self, X, y, reset=reset,
+    def _training_data(self, X, y, sample_weight, *, new_net, classes=None):
+        """Validated, scaled inputs as the net reads them, with encoded targets.
+
+        For a new net the input transform is fitted first (``input_scaling_``).
+        """
+        check_parameters(constructor_arguments(self))
+        X, lengths, y = check_sequences(self, X, y, reset=new_net,
                                         **self._target_check_params())
-        y = self._encode_targets(y, reset=reset, classes=classes)
+        y = self._encode_targets(y, reset=new_net, classes=classes)
         weight = self._sample_weight(sample_weight, len(X), y)
-        if reset:
-            self._fit_input_scaling(X, lengths)
+        if new_net:
+            self.n_timepoints_ = int(X.shape[1])
+            self.input_scaling_ = InputScaling(self.scaling, self.missing).fit(
+                X, lengths, table=self._is_table())
             self.n_epochs_ = 0
         return TrainingData({**self._net_inputs(X, lengths), "sample_weight": weight}, y)
 
     def _net_inputs(self, X, lengths):
         """``{"x": scaled X[, "lengths"]}``: the dict of inputs the net reads."""
-        inputs = {"x": self._scale_inputs(X, lengths)}
+        inputs = {"x": self.input_scaling_.transform(X, lengths)}
         if lengths is not None:
             inputs["lengths"] = lengths
         return inputs
 
-    def _train(self, data, validation_data, *, new_net, epochs, schedule, checkpoint=None):
-        """Build a new net (or keep ``net_``) and train it ``epochs`` more epochs.
-
-        ``schedule``: True decays the learning rate over these epochs, False keeps
-        ``lr`` constant. ``checkpoint``: the state of an interrupted fit to go on from
-        (the epochs it trained are not trained again).
-        """
-        with self._torch_rng(fresh=new_net):
-            if new_net:
-                self.net_ = self._build_net(self._network(data),
-                                            self._batch_size(len(data.y)))
-            self._set_schedule(total=epochs if schedule else None)
-            self.net_.full_batches = schedule  # partial_fit trains on every sample
-            self.net_.train_split = self._train_split(validation_data)
-            if checkpoint is not None:
-                epochs -= self._restore(checkpoint)
-            if epochs > 0:
-                self.net_.partial_fit(data.inputs, data.y, epochs=epochs)
+    def _train(self, data, run, validation_data):
+        """Build a new net when the run asks for one, and train it for ``run``."""
+        state = None if run.new_net else getattr(self, "torch_rng_state_", None)
+        seed = check_random_state(self.random_state).randint(MAX_SEED) if state is None \
+            else None
+        with own_torch_rng(seed, state, self._train_device(run.new_net)) as rng:
+            if run.new_net:
+                self.net_ = build_net(self._network(data), self._net_settings(len(data.y)))
+            run_training(self.net_, run, data.inputs, data.y,
+                         self._train_split(validation_data))
+        self.torch_rng_state_ = rng["state"]
         self.n_epochs_ = len(self.net_.history)
         return self
 
-    def _restore(self, checkpoint):
-        """Load a checkpoint's state into the new ``net_``; the epochs it had trained."""
-        try:
-            restore_net_state(self.net_, checkpoint["net"])
-            set_rng_states(checkpoint, self.net_.device)
-        except (KeyError, RuntimeError, TypeError, ValueError) as error:
-            raise ValueError(f"the checkpoint does not fit this estimator and data (made "
-                             f"with other parameters?): {type(error).__name__}: "
-                             f"{str(error).splitlines()[0] if str(error) else ''}") from error
-        for _, callback in self.net_.callbacks_:
-            if isinstance(callback, ResumableEarlyStopping):
-                callback.resuming = True
-        return len(self.net_.history)
-
-    def _n_epochs(self, data):
-        """``max_epochs``, raised where needed to reach ``min_steps`` optimizer steps."""
-        n_train = len(data.y)
+    def _n_epochs(self, n_samples):
+        """The epochs of ``fit``: ``max_epochs``, or with "auto" enough for 1500 steps."""
+        n_train = n_samples
         if self.patience is not None:
             n_train = int(n_train * (1 - self.validation_fraction))
-        steps_per_epoch = max(n_train // self._batch_size(len(data.y)), 1)  # full batches
+        steps_per_epoch = max(n_train // self._batch_size(n_samples), 1)  # full batches
         if steps_per_epoch < FEW_STEPS_PER_EPOCH and self.batch_size != "auto":
             warnings.warn(f"batch_size={self.batch_size} gives {steps_per_epoch} optimizer "
                           f"step(s) per epoch on {n_train} training samples; a smaller "
                           f"batch_size (or 'auto') trains better on small data",
                           stacklevel=3)  # the caller of fit / resume_fit
-        return max(self.max_epochs, math.ceil(self.min_steps / steps_per_epoch))
+        epochs = AUTO_EPOCHS if self.max_epochs == "auto" else self.max_epochs
+        min_steps = getattr(self, "_legacy_settings", {}).get(
+            "min_steps", AUTO_STEPS if self.max_epochs == "auto" else 0)
+        return max(epochs, math.ceil(min_steps / steps_per_epoch))
 
     def _batch_size(self, n_samples):
         """``batch_size``, or with "auto" an eighth of the data within [8, 64]."""
         if self.batch_size == "auto":
             return int(min(max(n_samples // 8, 8), 64))
         return self.batch_size
-
-    def _check_hyperparameters(self):
-        """Every constructor parameter checked (:data:`s4learn.parameters.PARAMETER_RULES`)."""
-        check_parameters(self)
 
     def _sample_weight(self, sample_weight, n_samples, y):
         if sample_weight is None:
@@ -471,85 +322,42 @@ class S4Estimator(BaseEstimator):
     def _class_weight(self, y):
         return 1.0
 
-    def _fit_input_scaling(self, X, lengths):
-        """Learn how inputs are standardised (``scaling_``, ``input_mean_``/``_scale_``),
-        differenced (``differences_``) and pooled over time (``pool_``)."""
-        unlike_columns = ("auto" in (self.scaling, self.pool, self.differences)
-                          and self._is_table() and columns_differ_in_scale(X))
-        self.scaling_ = self._resolve_scaling(lengths, unlike_columns)
-        self.pool_ = ("last" if unlike_columns else "mean") if self.pool == "auto" \
-            else self.pool
-        if self.differences == "auto":
-            self.differences_ = False if unlike_columns else "log"
-        else:
-            self.differences_ = self.differences
-        self.n_timepoints_ = int(X.shape[1])
-        self.input_mean_, self.input_scale_ = fit_scaling(X, lengths, self.scaling_)
-
     def _is_image(self):
-        """Whether ``fit`` got images: ``input_type="image"`` or a 4-D array."""
-        return self.input_type == "image" or len(getattr(self, "input_shape_", ())) == 3
+        """Whether ``fit`` got images: ``layout="image"`` (or "NHWC"/"NCHW") or 4-D."""
+        return (self.layout in ("image", "NHWC", "NCHW")
+                or len(getattr(self, "input_shape_", ())) == 3)
 
     def _is_table(self):
         """Whether ``fit`` got a table: a DataFrame or 2-D array of values per sample."""
-        return len(getattr(self, "input_shape_", ())) == 1 and self.input_type != "image"
+        return len(getattr(self, "input_shape_", ())) == 1 and not self._is_image()
 
-    def _resolve_scaling(self, lengths, unlike_columns):
-        if self.scaling == "auto":
-            return "column" if unlike_columns else "channel"
-        if self.scaling == "column" and lengths is not None:
-            raise ValueError("scaling='column' needs sequences of one length; use "
-                             "scaling='channel' or 'series' for unequal lengths")
-        return self.scaling
-
-    def _scale_inputs(self, X, lengths):
-        """Inputs as the network reads them; ValueError where scaling leaves float32."""
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            scaled = apply_scaling(X, lengths, self.scaling_, self.input_mean_,
-                                   self.input_scale_,
-                                   missing_indicators=self.missing == "mask")
-        if isinstance(scaled, ScaledSequences):  # read from its file batch by batch later
-            return scaled
-        not_finite = ~np.isfinite(scaled)
-        if not_finite.any():
-            sample = int(np.flatnonzero(not_finite.any(axis=(1, 2)))[0])
-            raise ValueError(
-                f"X is not finite after the input scaling learnt in fit (sample {sample} of "
-                f"this batch overflows float32): its values are far outside the range of the "
-                f"training data; check X's units, or rescale it")
-        return scaled
+    def _data_shape(self, data):
+        return DataShape(n_channels=data.inputs["x"].shape[-1], n_outputs=self._n_outputs(),
+                         length=self.n_timepoints_, is_image=self._is_image(),
+                         columns_differ=self.input_scaling_.columns_differ_)
 
     def _network(self, data):
         """The S4Model to train: new, or adapted from ``pretrained``."""
-        d_input = data.inputs["x"].shape[-1]
+        shape = self._data_shape(data)
         if self.pretrained is None:
             if self.finetune is not None:
                 raise ValueError("finetune needs a pretrained model: pass pretrained=")
-            dt_min, dt_max = self._dt_range()
-            network = S4Model(
-                d_input=d_input, d_output=self._n_outputs(), d_model=self.d_model,
-                n_layers=self.n_layers, d_state=self.d_state, dropout=self.dropout,
-                prenorm=self.prenorm, norm=self.norm, differences=bool(self.differences_),
-                log_differences=self.differences_ == "log",
-                bidirectional=self.bidirectional, init=self.init,
-                pool=self.pool_, dt_min=dt_min, dt_max=dt_max)
-            self._record_parameter_counts(network)
-            return network
-        pretrained_network, pretrained_estimator = load_pretrained(self.pretrained)
-        if self.finetune is not None and not isinstance(self.finetune, FineTuningMethod):
-            raise TypeError(f"finetune must be a method from s4learn.peft (LoRA, SDLoRA) or "
-                            f"None, got {type(self.finetune).__name__}")
-        network = finetuning_network(
-            pretrained_network, d_input, self._n_outputs(),
-            keep_head=self._same_task(pretrained_estimator),
-            device=resolve_device(self.device), dropout=self.dropout)
-        self.pool_ = network.pool
-        self.differences_ = "log" if network.log_differences else network.differences
-        if self.finetune is not None:
-            run = self.finetune.warmup_run(network)
-            warmed_up = None if run is None else self._warm_up(run, data)
-            network = self.finetune.adapt(network, warmed_up)
-        self._record_parameter_counts(network)
+            self.pool_ = pooling(self._setting("pool"), shape)
+            self.difference_channels_ = difference_channels(self.difference_channels, shape)
+            network = new_network(
+                shape, network_settings(self.get_params(deep=False)), dropout=self.dropout,
+                dt_min=self.dt_min, dt_max=self.dt_max, pool=self.pool_,
+                differences=self.difference_channels_, norm=self._setting("norm"),
+                prenorm=self._setting("prenorm"))
+        else:
+            pretrained = load_pretrained(self.pretrained)
+            network = finetuned_network(
+                pretrained, shape, self._same_task(pretrained),
+                device=resolve_device(self.device), dropout=self.dropout,
+                method=self.finetune, warm_up=partial(self._warm_up, data=data))
+            self.pool_ = network.pool
+            self.difference_channels_ = network_difference_channels(network)
+        self.n_params_, self.n_trainable_params_ = parameter_counts(network)
         return network
 
     def _warm_up(self, run, data):
@@ -557,57 +365,22 @@ class S4Estimator(BaseEstimator):
         if self.verbose:
             print(f"Warmup: {run.epochs} epoch(s) of the SSM parameters at lr={run.lr} to "
                   f"choose the dimensions to tune")
-        net = self._build_net(run.network, self._batch_size(len(data.y)), lr=run.lr,
-                              callbacks=[])
+        settings = self._net_settings(len(data.y))
+        net = build_net(run.network, NetSettings(**{**vars(settings), "lr": run.lr,
+                                                    "callbacks": []}))
         net.partial_fit(data.inputs, data.y, epochs=run.epochs)
         return run.network
 
-    def _dt_range(self):
-        """``(dt_min, dt_max)`` with "auto" resolved (see the ``dt_min`` parameter).
-
-        ``1 / dt`` is about how many steps a channel remembers at first. For the longest
-        training sequence of L steps, "auto" is ``dt_min = 1 / min(L, 20)`` for local
-        patterns pooled by their mean, ``1 / L`` where the whole sequence is needed, and
-        ``dt_max = min(1, 100 / L)``: the S4 defaults (0.001, 0.1) at L = 1000.
-        """
-        L = self.n_timepoints_
-        if self.dt_min == "auto":
-            whole_sequence = self.pool_ == "last" or self._is_image()
-            dt_min = 1.0 / (L if whole_sequence else min(L, LOCAL_MEMORY))
-        else:
-            dt_min = self.dt_min
-        dt_max = min(1.0, 100.0 / L) if self.dt_max == "auto" else self.dt_max
-        if dt_min > dt_max:
-            raise ValueError(f"dt_min must not exceed dt_max, got {dt_min!r} > {dt_max!r}")
-        return dt_min, dt_max
-
-    def _record_parameter_counts(self, network):
-        """Set ``n_params_`` (adapters merged) and ``n_trainable_params_``."""
-        self.n_trainable_params_ = sum(parameter.numel() for parameter in
-                                       network.parameters() if parameter.requires_grad)
-        self.n_params_ = count_merged_parameters(network)
-
-    def _build_net(self, network, batch_size=64, lr=None, callbacks=None):
-        net_class, placement = self._net_class_and_placement()
-        net = net_class(
-            module=network, criterion=self._criterion, criterion__reduction="none",
-            optimizer=torch.optim.AdamW, optimizer__weight_decay=self.weight_decay,
-            lr=self.lr if lr is None else lr, batch_size=batch_size,
-            max_epochs=self.max_epochs, iterator_train__shuffle=True,
-            iterator_train__num_workers=self.num_workers,
-            iterator_valid__batch_size=max(256, batch_size), train_split=None,
-            callbacks=self._callbacks() if callbacks is None else callbacks,
-            verbose=self.verbose, compile=self.compile, **placement)
-        return net.initialize()
-
-    def _net_class_and_placement(self):
-        """S4Net and its device and precision, or AcceleratedS4Net and its accelerator."""
-        if self.accelerator is None:
-            return S4Net, {"device": resolve_device(self.device),
-                           "precision": self.precision}
-        check_accelerator(self.accelerator, self.precision)
-        device = None if self.accelerator.device_placement else self.accelerator.device
-        return AcceleratedS4Net, {"accelerator": self.accelerator, "device": device}
+    def _net_settings(self, n_samples=None):
+        """The skorch net's settings; ``n_samples`` sets the automatic batch size."""
+        callbacks = standard_callbacks(self._valid_score, self._valid_score_name,
+                                       self.patience, self.verbose, self.callbacks)
+        batch_size = LOADED_BATCH_SIZE if n_samples is None else self._batch_size(n_samples)
+        return NetSettings(
+            criterion=self._criterion, lr=self.lr, weight_decay=self.weight_decay,
+            batch_size=batch_size, callbacks=callbacks, verbose=self.verbose,
+            device=self.device, precision=self.precision, accelerator=self.accelerator,
+            compile=self._setting("compile"), num_workers=self._setting("num_workers"))
 
     def merge(self):
         """Fold fine-tuning adapters and updates into plain weights, in place.
@@ -625,17 +398,6 @@ class S4Estimator(BaseEstimator):
         self.net_.initialize_optimizer()
         return self
 
-    def _callbacks(self):
-        callbacks = [("lr_schedule", CosineLR()), ("divergence", StopOnDivergence()),
-                     ("valid_score", EpochScoring(self._valid_score, lower_is_better=False,
-                                                  name=self._valid_score_name))]
-        if self.patience is not None:
-            callbacks.append(("early_stopping", ResumableEarlyStopping(
-                monitor="valid_loss", patience=self.patience, load_best=True)))
-        if self.verbose and sys.stderr.isatty():
-            callbacks.append(("progress_bar", ProgressBar()))
-        return callbacks + copy.deepcopy(list(self.callbacks or []))
-
     def _train_split(self, validation_data):
         if validation_data is not None:
             X_val, y_val = validation_data
@@ -645,43 +407,43 @@ class S4Estimator(BaseEstimator):
                 y_val = self._encode_targets(y_val, reset=False)
             except ValueError as error:
                 raise ValueError(f"validation_data: {error}") from error
-            inputs = self._net_inputs(X_val, lengths)
-            return predefined_split(Dataset(inputs, y_val))
+            return predefined_split(Dataset(self._net_inputs(X_val, lengths), y_val))
         if self.patience is None:
             return None
         return ValidSplit(self.validation_fraction, stratified=self._stratified_split,
                           random_state=int(torch.randint(MAX_SEED, ()).item()))
 
-    def _set_schedule(self, total):
-        schedule = dict(self.net_.callbacks_)["lr_schedule"]
-        schedule.total_epochs = total
-        schedule.start_epoch = len(self.net_.history)
-
-    @contextmanager
-    def _torch_rng(self, fresh):
-        """Run torch's global RNG from this estimator's own stream, leaving the caller's.
-
-        ``fresh``: start the stream from ``random_state``, else continue it.
-        """
-        devices = [torch.device(self._train_device(fresh))] if self._uses_cuda(fresh) \
-            else []
-        with torch.random.fork_rng(devices=devices):
-            if fresh or not hasattr(self, "torch_rng_state_"):
-                seed = check_random_state(self.random_state).randint(MAX_SEED)
-                torch.manual_seed(int(seed))
-            else:
-                torch.set_rng_state(self.torch_rng_state_)
-            yield
-            self.torch_rng_state_ = torch.get_rng_state()
-
-    def _uses_cuda(self, reset):
-        return str(self._train_device(reset)).startswith("cuda")
-
-    def _train_device(self, reset):
+    def _train_device(self, new_net):
         """The device that training runs on: the accelerator's, ``device``'s or net_'s."""
         if self.accelerator is not None:
             return self.accelerator.device
-        return resolve_device(self.device) if reset else self.net_.device
+        return resolve_device(self.device) if new_net else self.net_.device
+
+    @classmethod
+    def from_fitted_state(cls, parameters, attributes, network, history):
+        """The fitted estimator that ``parameters``, fitted ``attributes``, a trained
+        ``network`` and its ``history`` describe (as a model file holds them)."""
+        with warnings.catch_warnings():  # a file of 0.1 names parameters of 0.1
+            warnings.simplefilter("ignore", FutureWarning)
+            try:
+                estimator = cls(**parameters)
+            except TypeError as error:
+                raise ValueError(f"the model sets a parameter of {cls.__name__} that this "
+                                 f"version of s4learn does not have: {error}") from None
+        attributes = dict(attributes)
+        if "differences_" in attributes:  # written by 0.1
+            differences = attributes.pop("differences_")
+            attributes["difference_channels_"] = {True: "linear", False: "none"}.get(
+                differences, differences)
+        attributes["input_scaling_"] = InputScaling.from_fitted_state(
+            estimator.missing, **{name: attributes.pop(name) for name in
+                                  ("scaling_", "input_mean_", "input_scale_")})
+        for name, value in attributes.items():
+            setattr(estimator, name, value)
+        with torch.random.fork_rng(devices=[]):
+            estimator.net_ = build_net(network, estimator._net_settings())
+        estimator.net_.history = history
+        return estimator
 
     # --------------------------------------------------------------- prediction
     def _forward(self, X):
@@ -691,8 +453,8 @@ class S4Estimator(BaseEstimator):
         that no float32 or scaled copy of the whole of a large ``X`` is ever made.
         """
         check_is_fitted(self)
-        batch_size = check_parameter(self, "predict_batch_size")
-        n_samples = _n_samples(X)
+        batch_size = check_value("predict_batch_size", self.predict_batch_size)
+        n_samples = count_samples(X)
         if n_samples is None or n_samples <= batch_size:
             return self._forward_batch(X)
         if not isinstance(X, SLICEABLE):
@@ -733,7 +495,10 @@ class S4Estimator(BaseEstimator):
         params = self.get_params(deep=False)
         kept = {name: params.pop(name) for name in ("pretrained", "accelerator")}
         params = {name: clone(value, safe=False) for name, value in params.items()}
-        return type(self)(**params, **kept)
+        cloned = type(self)(**params, **kept)
+        if hasattr(self, "_legacy_settings"):
+            cloned._legacy_settings = dict(self._legacy_settings)
+        return cloned
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -741,6 +506,18 @@ class S4Estimator(BaseEstimator):
         return tags
 
     # ------------------------------------------- training curves from net_.history
+    @property
+    def scaling_(self):
+        return self.input_scaling_.scaling_
+
+    @property
+    def input_mean_(self):
+        return self.input_scaling_.mean_
+
+    @property
+    def input_scale_(self):
+        return self.input_scaling_.scale_
+
     @property
     def loss_curve_(self):
         return self._history_column("train_loss")
@@ -768,6 +545,12 @@ class S4Estimator(BaseEstimator):
         return [None if value is None else float(value) for value in values]
 
 
+def constructor_arguments(estimator):
+    """The keyword arguments that rebuild ``estimator``: its parameters, and the
+    settings of 0.1 it was given (until they are removed)."""
+    return {**estimator.get_params(deep=False), **getattr(estimator, "_legacy_settings", {})}
+
+
 class S4Classifier(ClassifierMixin, S4Estimator):
     __doc__ = f"""S4 sequence classifier: an S4D network trained by a skorch net.
 
@@ -776,9 +559,7 @@ class S4Classifier(ClassifierMixin, S4Estimator):
 
     Parameters
     ----------
-{_COMMON_PARAMETERS}
-    class_weight : dict, "balanced" or None, default=None
-        Weights of the classes in the loss, as in scikit-learn's linear models.
+{parameter_docs(classifier=True)}
 
     Attributes
     ----------
@@ -791,7 +572,7 @@ class S4Classifier(ClassifierMixin, S4Estimator):
     >>> from sklearn.datasets import load_digits
     >>> from s4learn import S4Classifier
     >>> X, y = load_digits(return_X_y=True)
-    >>> clf = S4Classifier(d_model=16, n_layers=1, max_epochs=5, min_steps=0, random_state=0)
+    >>> clf = S4Classifier(d_model=16, n_layers=1, max_epochs=5, random_state=0)
     >>> clf.fit(X[:200], y[:200]).predict(X[:3]).shape
     (3,)
     """
@@ -801,30 +582,25 @@ class S4Classifier(ClassifierMixin, S4Estimator):
     _valid_score = staticmethod(valid_accuracy)
     _valid_score_name = "valid_acc"
 
-    def __init__(self, *, d_model=48, n_layers=2, d_state=64, dropout=0.3, prenorm=True,
-                 norm="batch", differences="auto", bidirectional=False, init="legs",
-                 pool="auto", dt_min="auto", dt_max=1.0, lr=0.01, weight_decay=0.01,
-                 batch_size="auto", predict_batch_size=256, max_epochs=60, min_steps=1500,
-                 patience=None, validation_fraction=0.1,
-                 input_type="auto", image_layout="auto", sequence_layout="auto",
-                 grayscale=False, scaling="auto", missing="error", num_workers=0,
-                 device="auto", random_state=None, verbose=0, callbacks=None,
-                 warm_start=False, pretrained=None, finetune=None, precision="float32",
-                 compile=False, accelerator=None, class_weight=None):
+    def __init__(self, *, d_model=48, n_layers=2, d_state=64, dropout=0.3,
+                 bidirectional=False, init="legs", dt_min="auto", dt_max=1.0,
+                 difference_channels="auto", lr=0.01, weight_decay=0.01, batch_size="auto",
+                 predict_batch_size=256, max_epochs="auto", patience=None,
+                 validation_fraction=0.1, layout="auto", grayscale=False, scaling="auto",
+                 missing="error", device="auto", random_state=None, verbose=0,
+                 callbacks=None, warm_start=False, pretrained=None, finetune=None,
+                 precision="float32", accelerator=None, class_weight=None, **deprecated):
         super().__init__(
             d_model=d_model, n_layers=n_layers, d_state=d_state, dropout=dropout,
-            prenorm=prenorm, norm=norm, differences=differences,
-            bidirectional=bidirectional, init=init, pool=pool,
-            dt_min=dt_min, dt_max=dt_max, lr=lr, weight_decay=weight_decay,
+            bidirectional=bidirectional, init=init, dt_min=dt_min, dt_max=dt_max,
+            difference_channels=difference_channels, lr=lr, weight_decay=weight_decay,
             batch_size=batch_size, predict_batch_size=predict_batch_size,
-            max_epochs=max_epochs, min_steps=min_steps,
-            patience=patience, validation_fraction=validation_fraction,
-            input_type=input_type, image_layout=image_layout,
-            sequence_layout=sequence_layout, grayscale=grayscale, scaling=scaling,
-            missing=missing, num_workers=num_workers, device=device,
-            random_state=random_state, verbose=verbose, callbacks=callbacks,
-            warm_start=warm_start, pretrained=pretrained, finetune=finetune,
-            precision=precision, compile=compile, accelerator=accelerator)
+            max_epochs=max_epochs, patience=patience,
+            validation_fraction=validation_fraction, layout=layout, grayscale=grayscale,
+            scaling=scaling, missing=missing, device=device, random_state=random_state,
+            verbose=verbose, callbacks=callbacks, warm_start=warm_start,
+            pretrained=pretrained, finetune=finetune, precision=precision,
+            accelerator=accelerator, **deprecated)
         self.class_weight = class_weight
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -872,12 +648,8 @@ class S4Classifier(ClassifierMixin, S4Estimator):
     def _n_outputs(self):
         return len(self.classes_)
 
-    def _same_task(self, pretrained_estimator):
-        """Whether the pretrained output layer fits this task (a bare S4Model: yes)."""
-        if pretrained_estimator is None:
-            return True
-        classes = getattr(pretrained_estimator, "classes_", None)
-        return classes is not None and np.array_equal(classes, self.classes_)
+    def _same_task(self, pretrained):
+        return same_task(pretrained, classes=self.classes_)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes); rows sum to 1."""
@@ -906,7 +678,7 @@ class S4Regressor(RegressorMixin, S4Estimator):
 
     Parameters
     ----------
-{_COMMON_PARAMETERS}
+{parameter_docs(classifier=False)}
 
     Attributes
     ----------
@@ -921,7 +693,7 @@ class S4Regressor(RegressorMixin, S4Estimator):
     >>> import numpy as np
     >>> from s4learn import S4Regressor
     >>> X = np.random.RandomState(0).randn(100, 20)
-    >>> reg = S4Regressor(d_model=16, n_layers=1, max_epochs=5, min_steps=0, random_state=0)
+    >>> reg = S4Regressor(d_model=16, n_layers=1, max_epochs=5, random_state=0)
     >>> reg.fit(X, X.sum(axis=1)).predict(X[:3]).shape
     (3,)
     """
@@ -966,10 +738,8 @@ class S4Regressor(RegressorMixin, S4Estimator):
     def _n_outputs(self):
         return self.n_outputs_
 
-    def _same_task(self, pretrained_estimator):
-        if pretrained_estimator is None:
-            return True
-        return getattr(pretrained_estimator, "n_outputs_", None) == self.n_outputs_
+    def _same_task(self, pretrained):
+        return same_task(pretrained, n_outputs=self.n_outputs_)
 
     def predict(self, X):
         """Predicted targets: shape (n_samples,) for a 1-D ``y`` in fit, else 2-D."""
@@ -982,10 +752,13 @@ class S4Regressor(RegressorMixin, S4Estimator):
         return tags
 
 
-def _n_samples(X):
+def count_samples(X):
     """Number of samples of ``X`` (an array, frame, tensor or list), or None if unknown."""
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) > 0 and isinstance(shape[0], (int, np.integer)):
+        return int(shape[0])
     try:
-        return _num_samples(X)
+        return len(X)
     except TypeError:
         return None
 
@@ -999,25 +772,15 @@ def _rows(X, start, stop):
     return X.iloc[start:stop] if isinstance(X, (pd.DataFrame, pd.Series)) else X[start:stop]
 
 
-def load_pretrained(pretrained, allow_pickle=False):
-    """``(network, estimator)`` from a fitted estimator, a saved one, or an S4Model.
+def _hide_deprecated_keywords(init):
+    """The signature of ``init`` without its ``**deprecated``: the parameters of 0.1 are
+    accepted for one release, but are not parameters (``get_params``, the checks and
+    the documentation see the current ones only)."""
+    signature = inspect.signature(init)
+    init.__signature__ = signature.replace(parameters=[
+        parameter for parameter in signature.parameters.values()
+        if parameter.kind is not parameter.VAR_KEYWORD])
 
-    ``estimator`` is None when ``pretrained`` is a bare :class:`~s4learn.nn.S4Model`.
-    The network is the pretrained object itself, not a copy. A path must be a file
-    written by :func:`s4learn.save_model`; joblib/pickle files, which can run code
-    when loaded, are read only with ``allow_pickle=True``.
-    """
-    if isinstance(pretrained, (str, os.PathLike)):
-        if not os.path.isfile(pretrained):
-            raise ValueError(f"pretrained model file not found: {os.fspath(pretrained)!r}")
-        pretrained = read_model_file(pretrained, allow_pickle)
-    if isinstance(pretrained, Pipeline):  # SequenceWindows and the estimator
-        pretrained = pretrained[-1]
-    if isinstance(pretrained, S4Model):
-        return pretrained, None
-    if isinstance(pretrained, S4Estimator):
-        check_is_fitted(pretrained)
-        return pretrained.net_.module_, pretrained
-    raise TypeError(f"pretrained must be a fitted S4Classifier or S4Regressor, a path to "
-                    f"one saved with s4learn.save_model, or an s4learn.nn.S4Model; got "
-                    f"{type(pretrained).__name__}")
+
+_hide_deprecated_keywords(S4Estimator.__init__)
+_hide_deprecated_keywords(S4Classifier.__init__)

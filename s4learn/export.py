@@ -39,12 +39,12 @@ class FixedLengthS4D(nn.Module):
         The sequence length L.
     """
 
-    _output = S4D._output  # activation, dropout and gated output projection
+    output = S4D.output  # activation, dropout and gated output projection
 
     def __init__(self, layer, length):
         super().__init__()
         with torch.no_grad():
-            k = layer._kernel_with_skip(length).detach()  # (H L) or (H 2L)
+            k = layer.kernel_with_skip(length).detach()  # (H L) or (H 2L)
         # lags -(L-1)..-1 (bidirectional: the last taps of the length-2L kernel), 0..L-1
         negative = k[:, length + 1:]
         by_lag = torch.cat([negative, k[:, :length]], dim=-1)  # (H K)
@@ -62,7 +62,7 @@ class FixedLengthS4D(nn.Module):
         return y.transpose(-1, -2)
 
     def forward(self, u):
-        return self._output(self.ssm_convolution(u))
+        return self.output(self.ssm_convolution(u))
 
 
 class FixedLengthModel(nn.Module):
@@ -146,19 +146,20 @@ def export_onnx(estimator, path, length):
 
 
 def _input_scaling(estimator, length, n_channels):
-    """``(weight, bias)`` of shape (L, C) with ``_scale_inputs(x) == x * weight + bias``.
+    """``(weight, bias)`` of shape (L, C) with ``transform(x) == x * weight + bias``.
 
     Read off the estimator's own scaling by probing it, so any elementwise affine
     scaling is exported as it is; anything else is refused.
     """
-    if estimator.missing == "mask":
+    transform = estimator.input_scaling_.transform
+    if estimator.input_scaling_.n_channels_added:
         raise ValueError("a model fitted with missing='mask' cannot be exported: its "
                          "inputs gain indicator channels from NaN")
     zeros = np.zeros((1, length, n_channels), dtype=np.float32)
-    bias = estimator._scale_inputs(zeros, None)[0]
-    weight = estimator._scale_inputs(zeros + 1, None)[0] - bias
+    bias = transform(zeros)[0]
+    weight = transform(zeros + 1)[0] - bias
     probe = np.random.RandomState(0).randn(1, length, n_channels).astype(np.float32)
-    if not np.allclose(estimator._scale_inputs(probe, None)[0], probe[0] * weight + bias,
+    if not np.allclose(transform(probe)[0], probe[0] * weight + bias,
                        rtol=1e-5, atol=1e-6):
         raise ValueError(f"{type(estimator).__name__}'s input scaling is not elementwise "
                          f"affine: it cannot be exported")

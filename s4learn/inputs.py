@@ -4,12 +4,12 @@ Accepted inputs:
 
 - a DataFrame or 2-D array ``(n, F)``: each row is a sequence of F steps, one channel;
 - a 3-D array ``(n, L, C)``: L steps of C channels, or ``(n, C, L)`` with
-  ``sequence_layout="NCL"`` (aeon and sktime's layout); all-NaN steps at the end of a
+  ``layout="NCL"`` (aeon and sktime's layout); all-NaN steps at the end of a
   sequence are padding: the sequence is shorter;
 - a list of per-sample arrays of unequal lengths, ``(L_i,)``, ``(L_i, C)`` or
   ``(C, L_i)`` (aeon's list format);
 - images: 4-D ``(n, H, W, C)`` or ``(n, C, H, W)``, or 3-D ``(n, H, W)`` with
-  ``input_type="image"``, read row-major into H*W steps of C channels (sequential
+  ``layout="image"``, read row-major into H*W steps of C channels (sequential
   MNIST/CIFAR); images fitted as ``uint8`` pixels are divided by 255, at fit and at
   predict whatever the dtype of the pixels then (the estimator's ``pixel_scale_``);
 - torch tensors and lists of equal-length sequences wherever arrays are accepted.
@@ -18,7 +18,7 @@ NaN inside a sequence is a missing value: an error unless the estimator's
 ``missing="mask"``.
 
 A C-contiguous ``np.memmap`` of sequences ``(n, L)`` or ``(n, L, C)`` (or ``(n, C, L)``
-with ``sequence_layout="NCL"``) is read from its file batch by batch
+with ``layout="NCL"``) is read from its file batch by batch
 (:mod:`s4learn.ondisk`), with ``missing="error"``; it must hold sequences of one
 length without NaN. Any other memmap is read into memory like an array.
 """
@@ -26,6 +26,7 @@ length without NaN. Any other memmap is read into memory like an array.
 import functools
 import numbers
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -35,15 +36,32 @@ from sklearn.utils import check_array, check_consistent_length, column_or_1d
 from sklearn.utils.validation import validate_data
 
 from .ondisk import FileSequences, ScaledSequences, streams_from_file
+from .parameters import LAYOUTS, MISSING
 
 INPUT_TYPES = ("auto", "sequence", "image")
 IMAGE_LAYOUTS = ("auto", "NHWC", "NCHW")
 SEQUENCE_LAYOUTS = ("auto", "NLC", "NCL")
-MISSING = ("error", "mask")
-SCALINGS = ("auto", "column", "channel", "series", "none")
 _IMAGE_CHANNELS = (1, 3, 4)
 LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)  # of R, G and B: ITU-R BT.601
 _LUMINANCE = np.array(LUMINANCE_WEIGHTS, dtype=np.float32)
+
+
+class Layout(NamedTuple):
+    """How to read an array: as sequences or images, and where its channel axis is."""
+
+    input_type: str = "auto"  # "auto", "sequence" or "image"
+    image_layout: str = "auto"  # of 4-D images: "auto", "NHWC" or "NCHW"
+    sequence_layout: str = "auto"  # of 3-D sequences: "auto", "NLC" or "NCL"
+
+
+def read_layout(layout):
+    """The :class:`Layout` that an estimator's ``layout`` parameter names."""
+    _check_choice("layout", layout, LAYOUTS)
+    if layout in ("NLC", "NCL"):
+        return Layout("sequence", "auto", layout)
+    if layout in ("NHWC", "NCHW"):
+        return Layout("image", layout, "auto")
+    return Layout("image" if layout == "image" else "auto")
 
 
 def check_sequences(estimator, X, y="no_validation", *, reset, **check_params):
@@ -54,21 +72,18 @@ def check_sequences(estimator, X, y="no_validation", *, reset, **check_params):
     with ``reset=False`` they are checked against what was recorded. Sequences of unequal
     lengths (a list of arrays, or a 3-D array whose trailing steps are NaN) have no fixed
     number of values per sample: only their channels are recorded and checked. The
-    estimator's ``input_type``, ``image_layout``, ``sequence_layout``, ``grayscale``
-    and ``missing`` parameters say how to read X.
+    estimator's ``layout``, ``grayscale`` and ``missing`` parameters say how to read X.
 
     Returns
     -------
     X : ndarray of shape (n_samples, length, channels), float32
-        Zero after the end of a shorter sequence; NaN where a value is missing.
+        Zero after the end of a shorter sequence; NaN where a value is missing. A
+        memmap that is read from its file gives a :class:`~s4learn.ondisk.FileSequences`.
     lengths : ndarray of shape (n_samples,), int64, or None
         Real steps of each sequence; None when every sample has all ``length`` steps.
     y : validated ``y``, when ``y`` is given (``y=None`` is an error: fit needs targets)
     """
-    input_type = _check_choice("input_type", estimator.input_type, INPUT_TYPES)
-    image_layout = _check_choice("image_layout", estimator.image_layout, IMAGE_LAYOUTS)
-    sequence_layout = _check_choice("sequence_layout", estimator.sequence_layout,
-                                    SEQUENCE_LAYOUTS)
+    input_type, image_layout, sequence_layout = read_layout(estimator.layout)
     missing = _check_choice("missing", estimator.missing, MISSING)
     if streams_from_file(X) and input_type != "image" and missing == "error":
         return _check_file_sequences(estimator, X, y, reset, sequence_layout, check_params)
@@ -193,8 +208,8 @@ def _ragged_axes(samples, layout):
         if first_varies == second_varies:
             raise ValueError(
                 f"cannot tell which axis of the sequences is time (shapes such as "
-                f"{samples[0].shape}); set sequence_layout='NLC' for (length, channels) "
-                f"or sequence_layout='NCL' for (channels, length) as aeon and sktime do")
+                f"{samples[0].shape}); set layout='NLC' for (length, channels) "
+                f"or layout='NCL' for (channels, length) as aeon and sktime do")
         layout = "NCL" if second_varies else "NLC"
     return [x.T if layout == "NCL" else x for x in samples]
 
@@ -215,8 +230,8 @@ def _sequence_axes(X, layout):
     if layout == "auto" and X.shape[1] < X.shape[2]:
         raise ValueError(
             f"a 3-D array of shape {X.shape} would be read as {X.shape[1]} steps of "
-            f"{X.shape[2]} channels; set sequence_layout='NCL' if it holds (n, channels, "
-            f"length), as aeon and sktime do, or sequence_layout='NLC' to read it as "
+            f"{X.shape[2]} channels; set layout='NCL' if it holds (n, channels, "
+            f"length), as aeon and sktime do, or layout='NLC' to read it as "
             f"(n, length, channels)")
     return X
 
@@ -295,7 +310,7 @@ def as_sequences(X, input_type="auto", image_layout="auto", grayscale=False,
         if grayscale:
             X = _to_grayscale(X)
     elif grayscale:
-        raise ValueError("grayscale=True applies to images; set input_type='image' or "
+        raise ValueError("grayscale=True applies to images; set layout='image' or "
                          "pass a 4-D image array")
     elif X.ndim == 2:
         X = X[:, :, None]
@@ -403,6 +418,92 @@ def apply_scaling(X, lengths, scaling, mean, scale, missing_indicators=False):
     return X.astype(np.float32, copy=False)
 
 
+class InputScaling:
+    """The fitted input transform: sequences as the network reads them.
+
+    Owns the standardisation (``scaling``) and the missing-value indicator channels
+    (``missing="mask"``). Fitted on the validated training sequences, it maps any
+    batch of validated sequences, in memory or read from a file, to float32 inputs;
+    prediction, streaming and export all go through :meth:`transform`.
+
+    Parameters
+    ----------
+    scaling : {"auto", "column", "channel", "series", "none"}, default="auto"
+        As the estimators' parameter of the same name.
+    missing : {"error", "mask"}, default="error"
+        "mask" adds one observed/missing channel per input channel.
+
+    Attributes
+    ----------
+    scaling_ : str
+        ``scaling`` with "auto" resolved.
+    columns_differ_ : bool
+        Whether ``fit`` got a table whose columns differ in scale (see
+        :func:`columns_differ_in_scale`).
+    mean_, scale_ : ndarray
+        The learnt standardisation, shape (L, C) for "column", else (C,).
+    """
+
+    def __init__(self, scaling="auto", missing="error"):
+        self.scaling = scaling
+        self.missing = missing
+
+    def fit(self, X, lengths=None, table=False):
+        """Learn the scaling of ``X`` (n, L, C); ``table``: X came as a 2-D table."""
+        self.columns_differ_ = bool(table) and columns_differ_in_scale(X)
+        self.scaling_ = self._resolve_scaling(lengths)
+        self.mean_, self.scale_ = fit_scaling(X, lengths, self.scaling_)
+        return self
+
+    def _resolve_scaling(self, lengths):
+        if self.scaling == "auto":
+            return "column" if self.columns_differ_ else "channel"
+        if self.scaling == "column" and lengths is not None:
+            raise ValueError("scaling='column' needs sequences of one length; use "
+                             "scaling='channel' or 'series' for unequal lengths")
+        return self.scaling
+
+    @property
+    def n_channels_added(self):
+        """Channels that :meth:`transform` adds per input channel (missing indicators)."""
+        return int(self.missing == "mask")
+
+    @property
+    def steps_independent(self):
+        """Whether each step is scaled on its own, so that a stream can be scaled."""
+        return self.scaling_ in ("channel", "none")
+
+    def transform(self, X, lengths=None):
+        """Inputs as the network reads them; ValueError where scaling leaves float32."""
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            scaled = apply_scaling(X, lengths, self.scaling_, self.mean_, self.scale_,
+                                   missing_indicators=self.missing == "mask")
+        if isinstance(scaled, ScaledSequences):  # scaled batch by batch as it is read
+            return scaled
+        not_finite = ~np.isfinite(scaled)
+        if not_finite.any():
+            sample = int(np.flatnonzero(not_finite.any(axis=(1, 2)))[0])
+            raise ValueError(
+                f"X is not finite after the input scaling learnt in fit (sample {sample} "
+                f"of this batch overflows float32): its values are far outside the range "
+                f"of the training data; check X's units, or rescale it")
+        return scaled
+
+    def fitted_state(self):
+        """The learnt state as the estimators' attributes name it."""
+        return {"scaling_": self.scaling_, "input_mean_": self.mean_,
+                "input_scale_": self.scale_}
+
+    @classmethod
+    def from_fitted_state(cls, missing, scaling_, input_mean_, input_scale_):
+        """The transform whose :meth:`fitted_state` this is (as read from a model file)."""
+        transform = cls(scaling_, missing)
+        transform.scaling_, transform.mean_, transform.scale_ = (
+            scaling_, input_mean_, input_scale_)
+        transform.columns_differ_ = False  # used by fit alone
+        return transform
+
+
 def _padding_as_nan(X, lengths):
     if lengths is None:
         return X
@@ -442,7 +543,7 @@ def _guess_layout(shape):
     if len(plausible) == 2 and candidates["NHWC"] != candidates["NCHW"]:
         return min(plausible, key=plausible.get)
     raise ValueError(f"cannot tell where the channels are in images of shape {shape}; "
-                     f"set image_layout='NHWC' or image_layout='NCHW'")
+                     f"set layout='NHWC' or layout='NCHW'")
 
 
 def _to_grayscale(X):

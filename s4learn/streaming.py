@@ -58,7 +58,7 @@ class StreamingPredictor:
             raise ValueError("a bidirectional model cannot predict from a stream: its "
                              "output at step t reads the steps after t. Fit it with "
                              "bidirectional=False to stream")
-        if estimator.scaling_ in ("column", "series"):
+        if not estimator.input_scaling_.steps_independent:
             raise ValueError(f"a model fitted with scaling={estimator.scaling_!r} cannot "
                              f"predict from a stream: it scales a step by its position "
                              f"or by the whole sequence. Fit it with scaling='channel' "
@@ -96,7 +96,7 @@ class StreamingPredictor:
             (regressor; ``(n_streams, T)`` for a 1-D ``y`` in fit) of the prefix.
         """
         steps, one_stream = self._check_steps(steps)
-        scaled = torch.as_tensor(self.estimator._scale_inputs(steps, None),
+        scaled = torch.as_tensor(self.estimator.input_scaling_.transform(steps),
                                  device=self._feature_sum.device)
         self.network.eval()
         with torch.no_grad():

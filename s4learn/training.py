@@ -1,16 +1,25 @@
-"""The skorch training engine behind the estimators: one net, callbacks for the rest."""
+"""The skorch training engine behind the estimators: one net, callbacks for the rest.
 
+:func:`build_net` assembles the net (class, callbacks, device, precision) from plain
+:class:`NetSettings`; :func:`run_training` trains it for one :class:`TrainingRun`, the
+small value by which ``fit``, ``resume_fit`` and ``partial_fit`` say what they train.
+The callbacks read the run from the net (``net.run_``), so no caller sets their state.
+"""
+
+import copy
 import math
 import os
 import re
 import sys
 from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from sklearn.metrics import r2_score
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, PrintLog
+from skorch.callbacks import Callback, EarlyStopping, EpochScoring, PrintLog, ProgressBar
 from skorch.dataset import unpack_data
 from skorch.hf import AccelerateMixin
 from skorch.utils import to_tensor
@@ -19,6 +28,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Subset, default_collate
 
 from .batching import LengthGroupedBatchSampler, trim_to_longest
+from .checkpoints import restore_net_state, set_rng_states
 from .nn import param_groups
 
 # training precision -> autocast dtype (None: no autocast)
@@ -42,11 +52,11 @@ class S4Net(NeuralNet):
     - ``compile=True`` runs ``torch.compile(module_)`` (settings ``compile__*``) in
       training and prediction, while ``module_`` itself stays the plain module that is
       saved, pickled and inspected.
-    - Training batches are all full while ``full_batches`` is True (see
-      :meth:`get_iterator`).
+    - Training batches are all full when the current :class:`TrainingRun` (``run_``)
+      asks for it (see :meth:`get_iterator`).
     """
 
-    full_batches = True  # set per run by the estimators: fit True, partial_fit False
+    run_ = None  # the TrainingRun being trained, set by run_training
 
     def __init__(self, *args, precision="float32", **kwargs):
         super().__init__(*args, **kwargs)
@@ -130,7 +140,7 @@ class S4Net(NeuralNet):
         """skorch's loader; sequences of unequal lengths go in batches trimmed to the
         longest in each, and training batches group sequences of similar length.
 
-        With ``full_batches`` (as in ``fit``) training batches are all full: when the
+        With the run's ``full_batches`` (as in ``fit``) training batches are all full: when the
         training data hold more than one batch, the samples left over (fewer than a
         batch, a fresh random choice each epoch) sit the epoch out. A short last batch
         would otherwise end every epoch with batch statistics, and an update of the
@@ -142,7 +152,8 @@ class S4Net(NeuralNet):
         if batch_size == -1:
             batch_size = len(dataset)
         if training:
-            kwargs.setdefault("drop_last", self.full_batches and len(dataset) > batch_size)
+            full_batches = self.run_ is None or self.run_.full_batches
+            kwargs.setdefault("drop_last", full_batches and len(dataset) > batch_size)
         lengths = _dataset_lengths(dataset)
         if lengths is None:
             iterator = self.iterator_train if training else self.iterator_valid
@@ -297,21 +308,17 @@ class PlainPrintLog(PrintLog):
 class CosineLR(Callback):
     """Cosine decay of every parameter group's learning rate, set once per epoch.
 
-    Epoch ``e`` of a run (counted from ``start_epoch``) trains at
-    ``lr * (1 + cos(pi * e / total_epochs)) / 2``; ``total_epochs=None`` keeps ``lr``.
-    Each group's starting rate is kept in the optimizer's state (``initial_lr``), so a
-    resumed optimizer continues the same schedule.
+    Epoch ``e`` of a run that decays (``net.run_.decay_lr``; counted from the epoch the
+    run started at) trains at ``lr * (1 + cos(pi * e / epochs)) / 2``; a run that does
+    not decay keeps ``lr``. Each group's starting rate is kept in the optimizer's state
+    (``initial_lr``), so a resumed optimizer continues the same schedule.
     """
 
-    def __init__(self, total_epochs=None, start_epoch=0):
-        self.total_epochs = total_epochs
-        self.start_epoch = start_epoch
-
     def on_epoch_begin(self, net, **kwargs):
-        epoch = len(net.history) - 1 - self.start_epoch
+        run, start = net.run_, getattr(net, "run_start_epoch_", 0)
         factor = 1.0
-        if self.total_epochs:
-            progress = min(max(epoch, 0) / self.total_epochs, 1.0)
+        if run is not None and run.decay_lr:
+            progress = min(max(len(net.history) - 1 - start, 0) / run.epochs, 1.0)
             factor = 0.5 * (1 + math.cos(math.pi * progress))
         for group in net.optimizer_.param_groups:
             group.setdefault("initial_lr", group["lr"])
@@ -330,12 +337,9 @@ class ResumableEarlyStopping(EarlyStopping):
     training ends, so a fitted model does not carry a second copy of its network.
     """
 
-    resuming = False
-
     def on_train_begin(self, net, **kwargs):
-        if self.resuming:
-            self.resuming = False
-            return
+        if net.run_ is not None and net.run_.checkpoint is not None:
+            return  # the checkpoint's state carries on
         super().on_train_begin(net, **kwargs)
 
     def on_train_end(self, net, **kwargs):
@@ -425,3 +429,143 @@ def check_accelerator(accelerator, precision):
                          f"mixed_precision={accelerator.mixed_precision!r}; with an "
                          f"accelerator, set Accelerator(mixed_precision=...) and leave "
                          f"precision='float32'")
+
+
+@dataclass(frozen=True)
+class NetSettings:
+    """Everything :func:`build_net` needs, as plain values."""
+
+    criterion: type
+    lr: float
+    weight_decay: float
+    batch_size: int
+    callbacks: list
+    verbose: int = 0
+    device: object = "cpu"
+    precision: str = "float32"
+    accelerator: object = None
+    compile: bool = False
+    num_workers: int = 0
+
+
+def build_net(network, settings):
+    """An initialised :class:`S4Net` (or :class:`AcceleratedS4Net`) around ``network``."""
+    if settings.accelerator is None:
+        net_class = S4Net
+        placement = {"device": resolve_device(settings.device),
+                     "precision": settings.precision}
+    else:
+        check_accelerator(settings.accelerator, settings.precision)
+        net_class = AcceleratedS4Net
+        placement = {"accelerator": settings.accelerator,
+                     "device": None if settings.accelerator.device_placement
+                     else settings.accelerator.device}
+    net = net_class(
+        module=network, criterion=settings.criterion, criterion__reduction="none",
+        optimizer=torch.optim.AdamW, optimizer__weight_decay=settings.weight_decay,
+        lr=settings.lr, batch_size=settings.batch_size, iterator_train__shuffle=True,
+        iterator_train__num_workers=settings.num_workers,
+        iterator_valid__batch_size=max(256, settings.batch_size), train_split=None,
+        callbacks=settings.callbacks, verbose=settings.verbose, compile=settings.compile,
+        **placement)
+    return net.initialize()
+
+
+def standard_callbacks(valid_score, score_name, patience, verbose, extra=()):
+    """The estimators' callbacks: schedule, divergence, validation score, early stopping
+    (with ``patience``), a progress bar (verbose, on a terminal), then copies of ``extra``."""
+    callbacks = [("lr_schedule", CosineLR()), ("divergence", StopOnDivergence()),
+                 ("valid_score", EpochScoring(valid_score, lower_is_better=False,
+                                              name=score_name))]
+    if patience is not None:
+        callbacks.append(("early_stopping", ResumableEarlyStopping(
+            monitor="valid_loss", patience=patience, load_best=True)))
+    if verbose and sys.stderr.isatty():
+        callbacks.append(("progress_bar", ProgressBar()))
+    return callbacks + copy.deepcopy(list(extra or []))
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What one call of ``fit``, ``resume_fit`` or ``partial_fit`` trains.
+
+    Attributes
+    ----------
+    epochs : int
+        Epochs of the run (a resumed run trains those its checkpoint lacks).
+    new_net : bool
+        Build a new net, seeded from ``random_state``, or train the fitted one on.
+    decay_lr : bool
+        Decay the learning rate to zero over the run (cosine), or keep ``lr``.
+    full_batches : bool
+        Leave out the samples of a short last batch each epoch, or train every sample.
+    checkpoint : dict or None
+        The state of an interrupted run to go on from.
+    """
+
+    epochs: int
+    new_net: bool = True
+    decay_lr: bool = True
+    full_batches: bool = True
+    checkpoint: dict = None
+
+    @classmethod
+    def fit(cls, epochs, new_net=True):
+        """A run of ``fit``: a new net (or, warm-started, the fitted one), the learning
+        rate decayed over ``epochs``, full batches."""
+        return cls(epochs, new_net=new_net)
+
+    @classmethod
+    def resume(cls, epochs, checkpoint):
+        """The rest of a ``fit`` run that ``checkpoint`` interrupted."""
+        return cls(epochs, checkpoint=checkpoint)
+
+    @classmethod
+    def partial_fit(cls, new_net):
+        """One epoch at the constant ``lr`` on every sample."""
+        return cls(1, new_net=new_net, decay_lr=False, full_batches=False)
+
+
+def run_training(net, run, inputs, y, train_split):
+    """Train ``net`` for ``run`` on ``inputs`` and ``y``, validating by ``train_split``."""
+    net.run_, net.run_start_epoch_ = run, len(net.history)
+    net.train_split = train_split
+    epochs = run.epochs
+    if run.checkpoint is not None:
+        epochs -= restore_checkpoint(net, run.checkpoint)
+    try:
+        if epochs > 0:
+            net.partial_fit(inputs, y, epochs=epochs)
+    finally:
+        net.run_ = None  # a checkpoint is not kept with the fitted net
+    return net
+
+
+def restore_checkpoint(net, checkpoint):
+    """Load a checkpoint's state into ``net``; the number of epochs it had trained."""
+    try:
+        restore_net_state(net, checkpoint["net"])
+        set_rng_states(checkpoint, net.device)
+    except (KeyError, RuntimeError, TypeError, ValueError) as error:
+        raise ValueError(f"the checkpoint does not fit this estimator and data (made "
+                         f"with other parameters?): {type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''}") from error
+    return len(net.history)
+
+
+@contextmanager
+def own_torch_rng(seed, state, device):
+    """Run torch's global RNG from a stream of its own, leaving the caller's as it was.
+
+    The stream starts from ``seed`` when ``state`` is None and continues ``state``
+    otherwise; yields a dict whose ``"state"`` is the stream's state afterwards.
+    """
+    devices = [torch.device(device)] if str(device).startswith("cuda") else []
+    result = {}
+    with torch.random.fork_rng(devices=devices):
+        if state is None:
+            torch.manual_seed(int(seed))
+        else:
+            torch.set_rng_state(state)
+        yield result
+        result["state"] = torch.get_rng_state()

@@ -23,7 +23,7 @@ def easy_task(n=240, length=24, seed=0):
     return X.astype(np.float32), y
 
 
-SETTINGS = dict(d_model=8, n_layers=1, d_state=8, max_epochs=4, min_steps=0,
+SETTINGS = dict(d_model=8, n_layers=1, d_state=8, max_epochs=4,
                 batch_size=16, lr=0.02, random_state=0)
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from s4learn.streaming import StreamingPredictor
 DATA = Path(__file__).parent / "data"
 RECORDED = DATA / "recorded_predictions.npz"
 OLD_MODEL = DATA / "model_0.1.0.safetensors"
-SMALL = {"d_model": 8, "n_layers": 1, "d_state": 8, "max_epochs": 3, "min_steps": 0,
+SMALL = {"d_model": 8, "n_layers": 1, "d_state": 8, "max_epochs": 3,
          "device": "cpu", "random_state": 0}
 
 

@@ -8,10 +8,10 @@ import pytest
 from sklearn.pipeline import make_pipeline
 
 from s4learn import S4Classifier, S4Regressor, load_model, save_model
-from s4learn.parameters import PARAMETER_RULES, InvalidParameterError
+from s4learn.parameters import PARAMETERS, InvalidParameterError, estimator_parameters
 from s4learn.preprocessing import SequenceWindows
 
-TINY = dict(d_model=8, n_layers=1, d_state=8, max_epochs=2, min_steps=0, random_state=0)
+TINY = dict(d_model=8, n_layers=1, d_state=8, max_epochs=2, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +26,18 @@ def classifier(data):
     return S4Classifier(**TINY).fit(*data)
 
 
-def test_every_parameter_has_a_rule():
+def test_the_parameter_table_is_the_signature_and_the_docstring():
     for estimator_class in (S4Classifier, S4Regressor):
-        assert set(inspect.signature(estimator_class).parameters) <= set(PARAMETER_RULES)
+        names = estimator_parameters(estimator_class is S4Classifier)
+        signature = [name for name, parameter in
+                     inspect.signature(estimator_class).parameters.items()
+                     if parameter.kind is parameter.KEYWORD_ONLY]
+        assert signature == names
+        defaults = estimator_class().get_params()
+        for name in names:
+            assert f"default={defaults[name]!r}".replace("'", '"') in \
+                PARAMETERS[name].kind.replace("'", '"'), name
+            assert f"\n    {name} : {PARAMETERS[name].kind}\n" in estimator_class.__doc__
 
 
 @pytest.mark.parametrize("parameters, message", [
@@ -49,6 +58,7 @@ def test_every_parameter_has_a_rule():
                         "got 'gpu'"),
     ({"device": "cuda:7"}, "device 'cuda:7' is not available"),
 ])
+@pytest.mark.filterwarnings("ignore:num_workers is deprecated:FutureWarning")
 def test_bad_parameters_are_named(data, parameters, message):
     with pytest.raises(InvalidParameterError) as error:
         S4Classifier(**{**TINY, **parameters}).fit(*data)

@@ -40,7 +40,7 @@ def make_data():
 
 
 def make_classifier(callbacks):
-    return S4Classifier(d_model=8, n_layers=1, d_state=8, min_steps=0, max_epochs=4,
+    return S4Classifier(d_model=8, n_layers=1, d_state=8, max_epochs=4,
                         batch_size=16, random_state=0, callbacks=callbacks)
 
 
@@ -68,7 +68,7 @@ def test_resumed_fit_equals_uninterrupted_fit(tmp_path):
 def test_resumed_fit_stops_early_where_the_uninterrupted_fit_stops(tmp_path):
     X, y = make_data()
     validation = (X[:20], 1 - y[:20])  # inverted labels: the first epoch stays the best
-    settings = dict(patience=2, min_steps=0, max_epochs=8, lr=0.05)
+    settings = dict(patience=2, max_epochs=8, lr=0.05)
     full = make_classifier(None).set_params(**settings).fit(X, y, validation_data=validation)
     assert full.n_epochs_ == 3  # epoch 1 best, then two epochs without improvement
     last = tmp_path / "last.pt"

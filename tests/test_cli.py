@@ -1,10 +1,9 @@
 """The s4learn command line: train, predict, fine-tune, bad input, resuming after a kill."""
 
-import argparse
-import inspect
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -19,24 +18,25 @@ import torch
 from test_datasets import write_mnist
 
 import s4learn
-from s4learn import S4Classifier, S4Regressor, load_model
+from s4learn import S4Classifier, load_model
 from s4learn.checkpoints import EpochCheckpoint, load_checkpoint
 from s4learn.cli import build_parser, main
 from s4learn.cli.arguments import (
-    ESTIMATOR_FLAGS,
+    LORA_DEFAULTS,
     NOT_FLAGS,
-    auto_or,
+    SDLORA_DEFAULTS,
+    check_estimator_flags,
+    command_parser,
+    estimator_flags,
     estimator_settings,
-    parameter_descriptions,
-    positive_float,
-    positive_int,
 )
 from s4learn.cli.errors import UsageError
-from s4learn.cli.training import _finetune_method
+from s4learn.cli.training import finetune_method
 from s4learn.datasets import load_digits_images, load_ucr
-from s4learn.peft import AdaptedS4DKernel, LoRALinear, SDLoRA
+from s4learn.parameters import PARAMETERS
+from s4learn.peft import AdaptedS4DKernel, LoRA, LoRALinear, SDLoRA
 
-TINY = ["--epochs", "2", "--min_steps", "0", "--d_model", "8", "--n_layers", "1",
+TINY = ["--epochs", "2", "--d_model", "8", "--n_layers", "1",
         "--d_state", "8"]
 
 
@@ -204,7 +204,7 @@ def test_kill_and_resume(tmp_path, table):
     command = [sys.executable, "-m", "s4learn", "train", "--dataset", table,
                "--dependent_variable", "label", "--independent_variables", "temp", "wind",
                "rain", "--epochs", str(epochs), "--d_model", "8", "--n_layers", "1",
-               "--d_state", "8", "--batch_size", "8", "--min_steps", "0", "--quiet"]
+               "--d_state", "8", "--batch_size", "8", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     last = tmp_path / "s4learn_checkpoints" / "s4model_last.pt"
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
@@ -235,7 +235,8 @@ def test_resume_with_other_settings_is_refused(tmp_path, table, capsys):
     assert run(tmp_path, *changed) == 2
     err = capsys.readouterr().err
     assert err.startswith("s4learn: error: --resume: s4learn_checkpoints/s4model_last.pt "
-                          "was written by a run with --lr 0.01 (now 0.5), --seed 0 (now 3);")
+                          "was written by a run with --lr (not given) (now 0.5), --seed 0 "
+                          "(now 3);")
     assert model.read_bytes() == saved
     # --quiet, --overwrite and --device do not change the result: resuming is allowed
     assert run(tmp_path, *arguments, "--device", "cpu", "--resume", "--overwrite") == 0
@@ -256,7 +257,7 @@ def pretrained(tmp_path_factory):
 
 def finetune_arguments(table, base, *settings):
     return ["train", "--dataset", table, "--dependent_variable", "label", "--pretrained",
-            base, "--finetune", "sdlora", *settings, "--epochs", "2", "--min_steps", "0"]
+            base, "--finetune", "sdlora", *settings, "--epochs", "2"]
 
 
 def has_adapters(estimator):
@@ -289,7 +290,7 @@ def test_finetune_sdlora_counts_merges_and_predicts(tmp_path, pretrained, capsys
     assert "trainable parameters: 112 of 354 (31.6%)" in out
     tuned = load_model(runs / "tuned.safetensors")
     # only the settings given reach the method; "2" is parsed as the count 2
-    method = _finetune_method(build_parser().parse_args([str(a) for a in arguments]))
+    method = finetune_method(build_parser().parse_args([str(a) for a in arguments]))
     assert method.get_params() == {**SDLoRA().get_params(), "updatable_channels_dim": 2,
                                    "lora_rank": 2}
     assert type(method.updatable_channels_dim) is int
@@ -445,108 +446,115 @@ def test_resumed_finetuning_equals_uninterrupted(tmp_path, pretrained, monkeypat
 
 # ------------------------------------------------------------------ the flag table
 def train_parser():
-    parser = build_parser()
-    commands = next(action for action in parser._actions
-                    if isinstance(action, argparse._SubParsersAction))
-    return commands.choices["train"], commands.choices["predict"]
+    return command_parser("train"), command_parser("predict")
 
 
 def test_every_estimator_parameter_is_a_flag_or_left_out_on_purpose():
-    rows = [row.parameter for row in ESTIMATOR_FLAGS]
-    assert len(rows) == len(set(rows))
-    assert set(rows) | set(NOT_FLAGS) == set(inspect.signature(S4Classifier).parameters)
-    assert not set(rows) & set(NOT_FLAGS)
+    flags = estimator_flags()
+    assert set(flags) | set(NOT_FLAGS) == set(S4Classifier().get_params())
+    assert not set(flags) & set(NOT_FLAGS)
 
 
-def test_flag_defaults_and_help_come_from_the_estimator():
+def test_flag_help_comes_from_the_parameter_table():
     train, _ = train_parser()
-    actions = {action.dest: action for action in train._actions}
-    signature = inspect.signature(S4Classifier).parameters
-    descriptions = parameter_descriptions(S4Classifier)
-    for row in ESTIMATOR_FLAGS:
-        action = actions[row.dest]
-        expected = 0 if row.parameter == "random_state" else signature[row.parameter].default
-        assert action.default == expected, row.parameter
-        assert descriptions[row.parameter][1] in action.help
-    assert actions["epochs"].default == S4Classifier().max_epochs == 60
-    assert actions["init"].choices == ["lin", "inv", "legs"]
-    assert descriptions["dt_max"][1].startswith("dt_min, dt_max: Range of the log-uniform")
     text = train.format_help()
-    assert "--d_model D_MODEL     Width of the S4D layers. (default: 48)" in text
-    assert "--bidirectional, --no-bidirectional" in text
+    words = " ".join(text.split())
+    defaults = train.parse_args([])
+    for name in estimator_flags():
+        assert " ".join(PARAMETERS[name].doc.split())[:40].replace("``", "") in words, name
+        assert getattr(defaults, name) == (0 if name == "random_state" else None), name
+    assert "--init {lin,inv,legs}" in text
+    assert "--d_model D_MODEL     Width of the S4D layers." in text
+    assert "--bidirectional, --no_bidirectional" in text
+    assert "--max_epochs MAX_EPOCHS" in text and "--epochs" not in text  # aliases hidden
+
+
+def test_the_fine_tuning_defaults_in_the_help_are_the_methods_own():
+    assert {name: LoRA().get_params()[name] for name in LORA_DEFAULTS} == LORA_DEFAULTS
+    assert {name: SDLoRA().get_params()[name] for name in SDLORA_DEFAULTS} == SDLORA_DEFAULTS
 
 
 def test_every_flag_has_help():
     for parser in train_parser():
-        for action in parser._actions:
-            assert action.help and action.help.strip(), action.option_strings
+        entries = re.split(r"\n  (?=-)", parser.format_help().split("options:", 1)[1])
+        for entry in entries[1:]:
+            invocation, _, help_text = re.sub(r"\s+", " ", entry).partition("  ")
+            assert help_text.strip() or re.search(r" \S+$", invocation.strip()), entry
 
 
 def test_estimator_keywords_are_built_from_the_flags():
     args = build_parser().parse_args(
         ["train", "--dt_min", "0.01", "--dt_max", "0.5", "--bidirectional", "--init", "lin",
          "--class_weight", "balanced", "--weight_decay", "0", "--patience", "3",
-         "--validation_fraction", "0.2", "--image_layout", "NCHW", "--epochs", "7",
-         "--seed", "5", "--prenorm"])
-    settings = estimator_settings(args, S4Classifier)
-    defaults = S4Classifier().get_params()
+         "--validation_fraction", "0.2", "--layout", "NCHW", "--epochs", "7",
+         "--seed", "5", "--batch_size", "auto"])
     given = {"dt_min": 0.01, "dt_max": 0.5, "bidirectional": True, "init": "lin",
              "class_weight": "balanced", "weight_decay": 0.0, "patience": 3,
-             "validation_fraction": 0.2, "image_layout": "NCHW", "max_epochs": 7,
-             "random_state": 5, "prenorm": True}
-    assert settings == {**{name: defaults[name] for name in settings}, **given}
-    assert S4Classifier(**settings).get_params()["dt_max"] == 0.5
+             "validation_fraction": 0.2, "layout": "NCHW", "max_epochs": 7,
+             "random_state": 5, "batch_size": "auto"}
+    assert estimator_settings(args) == given  # the flags not given are left out
+    assert S4Classifier(**given).get_params()["dt_max"] == 0.5
     # S4Regressor has no class_weight: left out unless the flag was given
     args = build_parser().parse_args(["train", "--epochs", "3"])
-    assert "class_weight" not in estimator_settings(args, S4Regressor)
+    assert "class_weight" not in estimator_settings(args, classifier=False)
     args.class_weight = "balanced"
     with pytest.raises(UsageError, match="--class_weight does not apply to S4Regressor"):
-        estimator_settings(args, S4Regressor)
+        estimator_settings(args, classifier=False)
 
 
-def test_differences_flag_is_a_switch_that_also_takes_log(capsys):
-    def differences(*flags):
-        return build_parser().parse_args(["train", *flags, "--seed", "1"]).differences
-    assert differences() == "auto"
-    assert differences("--differences") is True and differences("--no-differences") is False
-    assert differences("--differences", "log") == "log"
-    assert estimator_settings(build_parser().parse_args(
-        ["train", "--differences", "log"]), S4Classifier)["differences"] == "log"
-    for flags, message in [(["--differences", "Log"], "invalid choice: 'Log' (choose from "
-                                                      "'log')"),
-                           (["--no-differences", "log"], "--no-differences takes no value")]:
-        with pytest.raises(SystemExit) as exit_info:
-            differences(*flags)
-        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+def test_flags_of_0_1_are_aliases_or_passed_on_to_be_translated(capsys):
+    def parse(*flags):
+        return build_parser().parse_args(["train", *flags])
+    assert parse("--trainvaltestsplit", "0.5", "0.2", "0.3").trainvaltestsplit == \
+        parse("--train_val_test_split", "0.5", "0.2", "0.3").trainvaltestsplit
+    assert parse("--no-bidirectional").bidirectional is False
+    settings = estimator_settings(parse("--differences", "log", "--min_steps", "0"))
+    assert settings == {"random_state": 0, "differences": "log", "min_steps": 0}
+    with pytest.warns(FutureWarning) as caught:
+        assert S4Classifier(**settings).difference_channels == "log"
+    assert "differences was renamed difference_channels" in str(caught[0].message)
+    assert "min_steps is deprecated" in str(caught[1].message)
+    with pytest.raises(SystemExit) as exit_info:
+        parse("--no-differences", "log")
+    assert exit_info.value.code == 2
+    assert "--no-differences takes no value" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["train", "--help"])
-    assert "  --differences [log], --no-differences\n" in capsys.readouterr().out
+        parse("--help")
+    assert "--min_steps" not in capsys.readouterr().out  # deprecated flags are hidden
 
 
-def test_auto_or_number_parsing():
-    batch_size, dt = auto_or(positive_int), auto_or(positive_float)
-    assert batch_size("auto") == "auto" and dt("auto") == "auto"
-    assert batch_size("32") == 32 and type(batch_size("32")) is int
-    assert dt("0.01") == 0.01
-    for parse, text, message in [(batch_size, "0", "expected a positive int, got '0' or "
-                                                    "'auto'"),
-                                 (batch_size, "2.5", "expected an int, got '2.5' or 'auto'"),
-                                 (dt, "-1", "expected a positive number, got '-1' or "
-                                            "'auto'"),
-                                 (dt, "Auto", "expected a number, got 'Auto' or 'auto'")]:
-        with pytest.raises(argparse.ArgumentTypeError) as error:
-            parse(text)
-        assert str(error.value) == message
+def test_help_and_version_answer_without_importing_torch():
+    code = ("import sys; from s4learn.cli import main\n"
+            "try:\n    main(['train', '--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "--difference_channels" in result.stdout
+
+
+def test_flag_values_are_read_and_checked_by_the_parameter_rules(capsys):
+    for flags, message in [(["--batch_size", "2.5"], "expected a positive int or 'auto', got "
+                                                     "'2.5'"),
+                           (["--dt_min", "x"], "expected a positive float or 'auto', got "
+                                               "'x'")]:
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["train", *flags])
+        assert message in capsys.readouterr().err
+    args = build_parser().parse_args(["train", "--batch_size", "0"])
+    with pytest.raises(UsageError, match="--batch_size: batch_size must be a positive int or "
+                                         "'auto', got 0"):
+        check_estimator_flags(args)
 
 
 def test_flag_values_are_typed_by_the_parser_and_ranged_by_the_estimator(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run(tmp_path, "train", "--epochs", "many")
     assert exit_info.value.code == 2
-    assert "argument --epochs: expected an int, got 'many'" in capsys.readouterr().err
+    assert "argument --epochs: expected a positive int or 'auto', got 'many'" in \
+        capsys.readouterr().err
     assert run(tmp_path, "train", "--epochs", "0") == 2
-    assert capsys.readouterr().err == ("s4learn: error: --epochs: max_epochs must be a "
-                                       "positive int, got 0\n")
+    assert capsys.readouterr().err == ("s4learn: error: --max_epochs: max_epochs must be a "
+                                       "positive int or 'auto', got 0\n")
 
 
 def test_version(capsys):
@@ -763,7 +771,7 @@ BAD_INPUTS = [  # command, arguments, setup, message
     ("predict", [], _feature_value(1e300), "feature column 'temp' has 1 value(s) too large "
                                            "for float32 (e.g. 1e+300 in row 5)"),
     ("train", [*LABEL, "--trainvaltestsplit", "0.004", "0.5", "0.496"], _no_setup,
-     "--trainvaltestsplit 0.004 0.5 0.496 leaves no rows for training"),
+     "--train_val_test_split 0.004 0.5 0.496 leaves no rows for training"),
     ("train", [*LABEL, "--resume"], _checkpoint_without_net,
      "is not an s4learn checkpoint (a dict with its format and the net's state"),
     ("train", [*LABEL, "--output_dir", "blocker/runs"], _blocking_file,
@@ -825,7 +833,7 @@ def test_predict_reads_a_pickle_only_with_allow_pickle(tmp_path, table, trap, ca
 def test_pretrained_reads_a_pickle_only_with_allow_pickle(tmp_path, table, trap, capsys):
     path, marker = trap
     arguments = ["train", "--dataset", table, *LABEL, "--pretrained", path, "--quiet",
-                 "--epochs", "1", "--min_steps", "0"]
+                 "--epochs", "1"]
     assert run(tmp_path, *arguments) == 2
     assert "pass --allow_pickle" in capsys.readouterr().err and not marker.exists()
     assert run(tmp_path, *arguments, "--allow_pickle") == 0

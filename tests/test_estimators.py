@@ -19,7 +19,7 @@ from s4learn import S4Classifier, S4Regressor
 
 # small and quick; step sizes sized for sequences of tens of steps
 TINY = dict(d_model=16, n_layers=1, d_state=16, bidirectional=True, dt_min=0.01, dt_max=1.0,
-            min_steps=0, max_epochs=8, random_state=0)
+            max_epochs=8, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def digits():
 def test_digits_accuracy_as_8x8_images(digits):
     X_train, X_test, y_train, y_test = digits
     images = (X_train.reshape(-1, 8, 8, 1) * 15).astype(np.uint8)  # 4-D uint8 images
-    clf = S4Classifier(d_model=32, n_layers=2, d_state=16, min_steps=0, max_epochs=12,
+    clf = S4Classifier(d_model=32, n_layers=2, d_state=16, max_epochs=12,
                        bidirectional=True, dt_min=0.01, dt_max=1.0, random_state=0)
     clf.fit(images, y_train)
     test_images = (X_test.reshape(-1, 8, 8, 1) * 15).astype(np.uint8)

@@ -11,7 +11,7 @@ from s4learn.export import FixedLengthS4D, export_onnx, export_program
 from s4learn.nn import S4D
 
 TINY = dict(d_model=8, n_layers=2, d_state=8, dt_min=0.01, dt_max=1.0, max_epochs=2,
-            min_steps=0, random_state=0)
+            random_state=0)
 LENGTH = 16
 
 
@@ -26,8 +26,8 @@ def data():
                 ids=["causal-linear-differences", "bidirectional-log-differences"])
 def classifier(request, data):
     X, y = data
-    return S4Classifier(**TINY, bidirectional=request.param, prenorm=request.param,
-                        differences="log" if request.param else True).fit(X, y)
+    return S4Classifier(**TINY, bidirectional=request.param,
+                        difference_channels="log" if request.param else "linear").fit(X, y)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -60,7 +60,7 @@ def test_program_equals_the_network_for_a_regressor(data):
     model = S4Regressor(**TINY).fit(X, y)
     program = export_program(model, LENGTH)
     x = torch.tensor(X, dtype=torch.float32)
-    scaled = torch.tensor(model._scale_inputs(X.astype(np.float32), None))
+    scaled = torch.tensor(model.input_scaling_.transform(X.astype(np.float32)))
     with torch.no_grad():
         predictions = program.module()(x)
         outputs = model.net_.module_.eval()(scaled.to(model.net_.device)).cpu()
@@ -93,7 +93,7 @@ def test_missing_onnx_packages_name_the_extra(classifier, tmp_path, monkeypatch)
 def test_scaling_that_is_not_affine_is_refused(data, monkeypatch):
     X, y = data
     model = S4Classifier(**{**TINY, "max_epochs": 1}).fit(X, y)
-    monkeypatch.setattr(model, "_scale_inputs", np.tanh)
+    monkeypatch.setattr(model.input_scaling_, "transform", np.tanh)
     with pytest.raises(ValueError, match="not elementwise affine"):
         export_program(model, LENGTH)
     with pytest.raises(ValueError, match="length must be a positive int"):

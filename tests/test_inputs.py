@@ -8,7 +8,7 @@ import torch
 from s4learn import S4Classifier
 from s4learn.inputs import as_sequences
 
-TINY = dict(d_model=8, n_layers=1, d_state=4, min_steps=0, max_epochs=1, random_state=0)
+TINY = dict(d_model=8, n_layers=1, d_state=4, max_epochs=1, random_state=0)
 
 
 def test_table_rows_are_single_channel_sequences():
@@ -38,7 +38,7 @@ def test_grayscale_and_3d_images():
 
 
 def test_ambiguous_image_layout_is_an_error():
-    with pytest.raises(ValueError, match="image_layout"):
+    with pytest.raises(ValueError, match="layout='NHWC' or layout='NCHW'"):
         as_sequences(np.zeros((2, 3, 5, 3)))
 
 
@@ -76,7 +76,7 @@ def test_bad_training_input_is_a_value_error(make_bad, message):
 
 def test_ragged_channels_and_one_class_are_errors():
     with pytest.raises(ValueError, match=r"same number of channels; got \[1, 2\]"):
-        S4Classifier(sequence_layout="NLC", **TINY).fit([np.zeros((3, 1)), np.zeros((4, 2))],
+        S4Classifier(layout="NLC", **TINY).fit([np.zeros((3, 1)), np.zeros((4, 2))],
                                                         [0, 1])
     with pytest.raises(ValueError, match="at least 2 classes"):
         S4Classifier(**TINY).fit(np.zeros((5, 4)), ["a"] * 5)

@@ -205,7 +205,7 @@ def test_differences_are_the_first_difference_of_each_channel(log_differences):
         views.append(log_view)
     assert model.encoder.in_features == 2 * len(views)
     expected = model.encoder(torch.cat(views, dim=-1))
-    torch.testing.assert_close(model._encode(x, None), expected)
+    torch.testing.assert_close(model.encode(x), expected)
     stepped = [model.encode_step(x[:, 0])] + [model.encode_step(x[:, t], x[:, t - 1])
                                               for t in range(1, 6)]
     torch.testing.assert_close(torch.stack(stepped, dim=1), expected)

@@ -8,7 +8,7 @@ import pytest
 from s4learn import S4Classifier, S4Regressor, ondisk
 from s4learn.ondisk import FileSequences, ScaledSequences
 
-TINY = dict(d_model=8, n_layers=1, d_state=8, max_epochs=2, min_steps=0, random_state=0,
+TINY = dict(d_model=8, n_layers=1, d_state=8, max_epochs=2, random_state=0,
             device="cpu")
 
 
@@ -65,10 +65,10 @@ def test_channels_first_view_of_a_memmap(tmp_path):
     channels_first = as_memmap(np.ascontiguousarray(X.transpose(0, 2, 1)), tmp_path / "x.npy")
     view = channels_first[40:100]  # rows of a memmap, read at their own offset
     assert isinstance(FileSequences(view, channels_first=True)[0], np.ndarray)
-    clf = S4Classifier(**TINY, sequence_layout="NCL").fit(channels_first, y)
+    clf = S4Classifier(**TINY, layout="NCL").fit(channels_first, y)
     np.testing.assert_allclose(clf.predict_proba(view), clf.predict_proba(
         np.ascontiguousarray(X[40:100].transpose(0, 2, 1))), atol=1e-6)
-    with pytest.raises(ValueError, match="sequence_layout='NCL'"):
+    with pytest.raises(ValueError, match="layout='NCL'"):
         S4Classifier(**TINY).fit(channels_first, y)
 
 

@@ -25,7 +25,7 @@ from s4learn.peft import (
     select_dimensions,
 )
 
-TINY = dict(min_steps=0, max_epochs=3, batch_size=32, dropout=0.0, device="cpu",
+TINY = dict(max_epochs=3, batch_size=32, dropout=0.0, device="cpu",
             random_state=0)
 
 
@@ -42,7 +42,7 @@ def digits_base():
     X, y = load_digits(return_X_y=True)
     first = y < 5
     base = S4Classifier(d_model=32, n_layers=2, d_state=16, dt_min=0.01, dt_max=0.1,
-                        min_steps=0, max_epochs=8, batch_size=32, device="cpu", random_state=0)
+                        max_epochs=8, batch_size=32, device="cpu", random_state=0)
     base.fit(X[first], y[first])
     return base, X[~first], y[~first]
 
@@ -157,7 +157,7 @@ def test_same_classes_keep_the_pretrained_head(digits_base):
     base, X, y = digits_base
     X0, y0 = load_digits(return_X_y=True)
     model = S4Classifier(pretrained=base, finetune=LoRA(lp_method="freeze"),
-                         min_steps=0, max_epochs=1, lr=1e-12, device="cpu", random_state=0)
+                         max_epochs=1, lr=1e-12, device="cpu", random_state=0)
     model.fit(X0[y0 < 5], y0[y0 < 5])  # same task, learning rate ~0: same function
     np.testing.assert_allclose(model.predict_proba(X0[:50]), base.predict_proba(X0[:50]),
                                atol=1e-5)
@@ -262,9 +262,9 @@ def test_pretrained_from_a_file(digits_base, tmp_path):
     base, X, y = digits_base
     path = tmp_path / "base.safetensors"
     save_model(base, path)
-    from_path = S4Classifier(pretrained=path, finetune=LoRA(), min_steps=0, max_epochs=1,
+    from_path = S4Classifier(pretrained=path, finetune=LoRA(), max_epochs=1,
                              device="cpu", random_state=0).fit(X, y)
-    from_object = S4Classifier(pretrained=base, finetune=LoRA(), min_steps=0, max_epochs=1,
+    from_object = S4Classifier(pretrained=base, finetune=LoRA(), max_epochs=1,
                                device="cpu", random_state=0).fit(X, y)
     np.testing.assert_array_equal(from_path.predict_proba(X), from_object.predict_proba(X))
 
@@ -285,7 +285,7 @@ def test_sdlora_transfers_between_digit_sets(digits_base):
     X_train, y_train, X_test, y_test = X[::2], y[::2], X[1::2], y[1::2]
     finetune = SDLoRA(updatable_channels_dim=4, updatable_states_dim=2, lora_rank=2,
                       D_method="freeze")
-    model = S4Classifier(pretrained=base, finetune=finetune, min_steps=0, max_epochs=15,
+    model = S4Classifier(pretrained=base, finetune=finetune, max_epochs=15,
                          lr=0.01, batch_size=32, device="cpu", random_state=0)
     model.fit(X_train, y_train)
     assert model.n_trainable_params_ / model.n_params_ < 0.12

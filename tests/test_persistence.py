@@ -13,12 +13,13 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from s4learn import S4Classifier, S4Regressor, load_model, save_model
-from s4learn.estimators import load_pretrained
+from s4learn.inputs import InputScaling
+from s4learn.modelfile import FORMAT_VERSION, fitted_attributes
+from s4learn.networks import load_pretrained
 from s4learn.peft import LoRA
-from s4learn.persistence import FORMAT_VERSION, fitted_attributes
 
 TINY = dict(d_model=8, n_layers=1, d_state=8, dt_min=0.01, dt_max=1.0, max_epochs=2,
-            min_steps=0, random_state=0)
+            random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,10 @@ def classifier(table):
 
 def assert_same_value(a, b):
     assert type(a) is type(b)
-    if isinstance(a, np.ndarray):
+    if isinstance(a, InputScaling):
+        for name, value in a.fitted_state().items():
+            assert_same_value(b.fitted_state()[name], value)
+    elif isinstance(a, np.ndarray):
         assert a.dtype == b.dtype and a.shape == b.shape
         assert np.array_equal(a, b)
     elif isinstance(a, torch.Tensor):
@@ -163,8 +167,8 @@ def test_pretrained_reads_the_model_format(classifier, table, tmp_path):
     X, y = table
     path = tmp_path / "model.safetensors"
     save_model(classifier, path)
-    network, estimator = load_pretrained(path)
-    assert type(estimator) is S4Classifier
+    network, attributes = load_pretrained(path)
+    np.testing.assert_array_equal(attributes["classes_"], classifier.classes_)
     for (name, tensor), (_, original) in zip(network.state_dict().items(),
                                             classifier.net_.module_.state_dict().items()):
         assert torch.equal(tensor, original), name

@@ -11,7 +11,7 @@ from s4learn import S4Classifier
 from s4learn.plotting import plot_learning_curves
 
 TINY = dict(d_model=8, n_layers=1, d_state=8, bidirectional=True, dt_min=0.01, dt_max=1.0,
-            max_epochs=3, min_steps=0, random_state=0)
+            max_epochs=3, random_state=0)
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ def test_pipeline_with_regressor():
     rng = np.random.RandomState(0)
     frame = pd.DataFrame(rng.randn(60, 2), columns=["a", "b"])
     y = frame["a"].rolling(4, min_periods=1).sum().to_numpy()
-    settings = dict(d_model=8, n_layers=1, d_state=8, min_steps=0, max_epochs=2,
+    settings = dict(d_model=8, n_layers=1, d_state=8, max_epochs=2,
                     random_state=0)
     model = make_pipeline(SequenceWindows(4), S4Regressor(**settings))
     predictions = model.fit(frame, y).predict(frame)

@@ -65,7 +65,9 @@ def test_compile_predicts_as_eager(monkeypatch):
     X, y = easy_task(n=96)
     settings = dict(TINY, max_epochs=1)
     eager = S4Classifier(**settings).fit(X, y)
-    compiled = S4Classifier(**settings, compile=True).fit(X, y)
+    with pytest.warns(FutureWarning, match="compile is deprecated"):
+        compiled = S4Classifier(**settings, compile=True)  # honoured until 0.3
+    compiled.fit(X, y)
     assert type(compiled.net_.compiled_module()).__name__ == "OptimizedModule"
     assert type(compiled.net_.module_).__name__ == "S4Model"  # saved as the plain module
     np.testing.assert_allclose(compiled.predict_proba(X), eager.predict_proba(X), atol=1e-5)

@@ -6,7 +6,7 @@ from s4learn import S4Classifier, S4Regressor
 
 # The checks' data sets are short rows of unordered features; a bidirectional layer with
 # step sizes sized for ~10-step sequences lets the S4 pick out single columns.
-SMALL = dict(d_model=16, n_layers=1, d_state=64, min_steps=0, max_epochs=20, batch_size=32,
+SMALL = dict(d_model=16, n_layers=1, d_state=64, max_epochs=20, batch_size=32,
              dropout=0.0, bidirectional=True, dt_min=0.1, dt_max=1.0)
 
 MINIBATCH_REASON = (

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from s4learn import S4Classifier, S4Regressor
+from s4learn.nn import S4Model
 from s4learn.streaming import StreamingPredictor
 
 TINY = dict(d_model=8, n_layers=2, d_state=8, dt_min=0.01, dt_max=1.0, max_epochs=2,
-            min_steps=0, random_state=0)
+            random_state=0)
 LENGTH = 12
 
 
@@ -25,7 +26,7 @@ def on_prefix(estimator, length):
     prefix = copy.copy(estimator)
     prefix.input_shape_ = (length, *estimator.input_shape_[1:])
     prefix.n_features_in_ = int(np.prod(prefix.input_shape_))
-    prefix.sequence_layout = "NLC"  # a prefix may have fewer steps than channels
+    prefix.layout = "NLC"  # a prefix may have fewer steps than channels
     return prefix
 
 
@@ -42,8 +43,12 @@ def stream_step_by_step(predictor, X):
 def test_classifier_stream_equals_predict_proba_on_every_prefix(data, prenorm, norm,
                                                                 differences, pool):
     X, y = data
-    model = S4Classifier(**TINY, prenorm=prenorm, norm=norm,
-                         differences=differences).fit(X, y)
+    network = S4Model(d_input=2, d_output=2, d_model=TINY["d_model"],
+                      n_layers=TINY["n_layers"], d_state=TINY["d_state"], prenorm=prenorm,
+                      norm=norm, differences=bool(differences),
+                      log_differences=differences == "log", dt_min=TINY["dt_min"],
+                      dt_max=TINY["dt_max"])
+    model = S4Classifier(**TINY, pretrained=network).fit(X, y)  # that architecture
     model.net_.module_.pool = pool  # predict_proba pools the same way
     predictor = StreamingPredictor(model)
     streamed = stream_step_by_step(predictor, X[:5])

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.datasets import load_wine
 from sklearn.ensemble import VotingClassifier
 from sklearn.model_selection import train_test_split
@@ -10,9 +11,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
-from s4learn import S4Classifier, load_model, save_model
+from s4learn import S4Classifier, estimators, load_model, save_model
 
-TINY = dict(d_model=16, n_layers=1, d_state=8, max_epochs=4, min_steps=0, random_state=0)
+TINY = dict(d_model=16, n_layers=1, d_state=8, max_epochs=4, random_state=0)
 
 
 def unequal_sequences(n=90, channels=2, seed=0):
@@ -40,7 +41,7 @@ def test_channels_first_arrays_read_as_aeon_does():
     rng = np.random.RandomState(0)
     X_ncl = rng.randn(30, 1, 40).astype(np.float32)  # (n, channels, length), aeon's layout
     y = np.arange(30) % 2
-    ncl = S4Classifier(sequence_layout="NCL", **TINY).fit(X_ncl, y)
+    ncl = S4Classifier(layout="NCL", **TINY).fit(X_ncl, y)
     nlc = S4Classifier(**TINY).fit(X_ncl.transpose(0, 2, 1), y)
     assert (ncl.n_channels_in_, ncl.n_timepoints_) == (1, 40)
     np.testing.assert_array_equal(ncl.predict_proba(X_ncl),
@@ -49,10 +50,10 @@ def test_channels_first_arrays_read_as_aeon_does():
 
 def test_an_ambiguous_3d_array_is_not_guessed():
     X = np.zeros((10, 1, 427))
-    with pytest.raises(ValueError, match=r"1 steps of 427 channels.*sequence_layout='NCL'"):
+    with pytest.raises(ValueError, match=r"1 steps of 427 channels.*layout='NCL'"):
         S4Classifier(**TINY).fit(X, np.arange(10) % 2)
     samples = [np.zeros((3, 5)), np.zeros((3, 5))]  # equal shapes: read as a 3-D array
-    with pytest.raises(ValueError, match="sequence_layout"):
+    with pytest.raises(ValueError, match="layout='NCL'"):
         S4Classifier(**TINY).fit(samples, [0, 1])
 
 
@@ -107,12 +108,13 @@ def test_real_unequal_length_data_from_aeon():
     X, y = load_classification("JapaneseVowels", split="train")
     X_test, y_test = load_classification("JapaneseVowels", split="test")
     assert isinstance(X, list) and X[0].shape[0] == 12  # (n_channels, n_timepoints_i)
-    clf = S4Classifier(d_model=32, n_layers=2, d_state=16, max_epochs=8, min_steps=0,
+    clf = S4Classifier(d_model=32, n_layers=2, d_state=16, max_epochs=8,
                        random_state=0).fit(X, y)
     assert clf.n_channels_in_ == 12
     assert clf.score(X_test, y_test) > 0.9
 
 
+@pytest.mark.filterwarnings("ignore:pool is deprecated:FutureWarning")
 def test_column_scaling_matches_a_scaled_pipeline_on_wine():
     X, y = load_wine(return_X_y=True)  # proline is about 1000x the smallest column
     X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y, random_state=0)
@@ -133,18 +135,22 @@ def test_auto_pool_reads_a_table_of_unlike_columns_to_its_last_column(unequal_mo
     assert (table.pool_, table.net_.module_.pool) == ("last", "last")
     assert (like_columns.pool_, like_columns.net_.module_.pool) == ("mean", "mean")
     assert unequal_model[0].pool_ == "mean"  # series
-    chosen = S4Classifier(**dict(TINY, max_epochs=1, pool="mean")).fit(X, y)
-    assert chosen.pool_ == "mean"
+    with pytest.warns(FutureWarning, match="pool is deprecated"):
+        chosen = S4Classifier(**dict(TINY, max_epochs=1, pool="mean")).fit(X, y)
+    assert chosen.pool_ == "mean"  # honoured until 0.3
     # differences of neighbouring columns (and their log view) only where the columns
     # are alike
-    assert (table.differences_, table.net_.module_.differences) == (False, False)
+    assert (table.difference_channels_, table.net_.module_.differences) == ("none", False)
     assert table.net_.module_.encoder.in_features == 1
-    assert like_columns.differences_ == "log"
+    assert like_columns.difference_channels_ == "log"
     assert like_columns.net_.module_.differences and like_columns.net_.module_.log_differences
     assert like_columns.net_.module_.encoder.in_features == 3
-    assert unequal_model[0].differences_ == "log"
-    linear = S4Classifier(**dict(TINY, max_epochs=1, differences=True)).fit(X, y)
-    assert linear.differences_ is True and not linear.net_.module_.log_differences
+    assert unequal_model[0].difference_channels_ == "log"
+    linear = S4Classifier(**dict(TINY, max_epochs=1, difference_channels="linear")).fit(X, y)
+    assert linear.difference_channels_ == "linear" and not linear.net_.module_.log_differences
+    with pytest.warns(FutureWarning, match="differences was renamed difference_channels"):
+        renamed = S4Classifier(**dict(TINY, max_epochs=1), differences=True)
+    assert renamed.get_params()["difference_channels"] == "linear"
 
 
 def switching_series(n, seed):
@@ -162,18 +168,18 @@ def test_log_differences_tell_small_steps_apart(tmp_path):
     X_test, y_test = switching_series(200, seed=1)
     settings = dict(TINY, d_model=8, max_epochs=30)
     log = S4Classifier(**settings).fit(X_train, y_train)  # "auto": the log view
-    linear = S4Classifier(**settings, differences=True).fit(X_train, y_train)
-    assert log.differences_ == "log" and linear.differences_ is True
+    linear = S4Classifier(**settings, difference_channels="linear").fit(X_train, y_train)
+    assert log.difference_channels_ == "log" and linear.difference_channels_ == "linear"
     assert log.net_.module_.log_differences and not linear.net_.module_.log_differences
     assert log.net_.module_.encoder.in_features == 3  # the value, its step, the step's log
     assert log.score(X_test, y_test) >= 0.95
     assert linear.score(X_test, y_test) <= 0.7  # the same steps, read linearly
     save_model(log, tmp_path / "log.safetensors")
     loaded = load_model(tmp_path / "log.safetensors")
-    assert loaded.differences_ == "log"
+    assert loaded.difference_channels_ == "log"
     np.testing.assert_array_equal(loaded.predict_proba(X_test), log.predict_proba(X_test))
     tuned = S4Classifier(**dict(TINY, max_epochs=1), pretrained=loaded).fit(X_train, y_train)
-    assert tuned.differences_ == "log" and tuned.net_.module_.log_differences
+    assert tuned.difference_channels_ == "log" and tuned.net_.module_.log_differences
 
 
 class TrainingBatchSizes(Callback):
@@ -201,12 +207,25 @@ def sequences_44(unequal):
 
 
 @pytest.mark.parametrize("unequal", [True, False])
-def test_small_data_gets_the_minimum_number_of_steps_in_full_batches(unequal):
+def test_small_data_gets_the_minimum_number_of_steps_in_full_batches(unequal, monkeypatch):
+    monkeypatch.setattr(estimators, "AUTO_EPOCHS", 2)
+    monkeypatch.setattr(estimators, "AUTO_STEPS", 30)
     X, y = sequences_44(unequal)
-    clf = with_batch_sizes(**dict(TINY, max_epochs=2, min_steps=30)).fit(X, y)
+    clf = with_batch_sizes(**dict(TINY, max_epochs="auto")).fit(X, y)
     assert clf.net_.batch_size == 8  # "auto": an eighth of 44, at least 8
     assert clf.n_epochs_ == 6  # 5 full batches per epoch: 6 epochs reach 30 steps
     assert training_batch_sizes(clf) == [8] * 30  # 4 sit out each epoch
+    exact = with_batch_sizes(**dict(TINY, max_epochs=2)).fit(X, y)
+    assert exact.n_epochs_ == 2  # an int: exactly that many epochs
+
+
+def test_min_steps_of_0_1_is_honoured_with_a_future_warning():
+    X, y = sequences_44(unequal=False)
+    with pytest.warns(FutureWarning, match="min_steps is deprecated"):
+        clf = S4Classifier(**dict(TINY, max_epochs=2, min_steps=30))
+    assert "min_steps" not in clf.get_params()
+    assert clf.fit(X, y).n_epochs_ == 6
+    assert clone(clf).fit(X, y).n_epochs_ == 6  # clone keeps it
     with pytest.warns(UserWarning, match="batch_size=20 gives 2 optimizer step"):
         S4Classifier(**dict(TINY, max_epochs=1, batch_size=20)).fit(X, y)
 
@@ -232,14 +251,16 @@ def test_data_within_one_batch_trains_on_all_samples():
 @pytest.mark.parametrize("settings, memory, upper", [
     ({}, 20, 1.0),  # mean-pooled series: local patterns
     ({"dt_max": "auto"}, 20, 100 / 500),
-    ({"pool": "last"}, 500, 1.0),  # the last step sums up all 500 steps
-    ({"input_type": "image"}, 500, 1.0),  # 20 x 25 pixels
+    ({"layout": "unlike-columns"}, 500, 1.0),  # pool "last": it sums up all 500 steps
+    ({"layout": "image"}, 500, 1.0),  # 20 x 25 pixels
 ])
 def test_step_sizes_span_the_memory_the_input_needs_to_dt_max(settings, memory, upper):
     rng = np.random.RandomState(0)
     X, y = rng.randn(16, 500, 1), np.arange(16) % 2
-    if "input_type" in settings:
+    if settings.get("layout") == "image":
         X = X.reshape(16, 20, 25)
+    if settings.get("layout") == "unlike-columns":  # a table of unlike columns
+        X, settings = X[..., 0] * np.where(np.arange(500) == 0, 1000, 1), {}
     clf = S4Classifier(**dict(TINY, d_model=64, max_epochs=1, **settings)).fit(X, y)
     dt = torch.cat([layer.kernel.log_dt.exp() for layer in clf.net_.module_.layers])
     # 1 / memory for the longest memories (the SSM learning rate barely moves dt in 2 steps)

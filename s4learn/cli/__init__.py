@@ -11,15 +11,15 @@ checkpoints and resume), :mod:`.prediction` (the ``predict`` command) and
 :mod:`.outputs` (results, metrics and the report).
 """
 
+import importlib
 import sys
 
 from .._optional import MissingExtraError
 from .arguments import build_parser
 from .errors import UsageError
-from .prediction import predict
-from .training import train
 
-COMMANDS = {"train": train, "predict": predict}
+# each command's module, imported once the arguments are read: torch loads only then
+COMMANDS = {"train": ("training", "train"), "predict": ("prediction", "predict")}
 
 __all__ = ["build_parser", "main"]
 
@@ -36,8 +36,10 @@ def main(argv=None):
     check_arguments = getattr(args, "check_arguments", None)
     if check_arguments is not None:
         check_arguments(args)  # parser.error (exit status 2) on a bad combination
+    module, function = COMMANDS[args.command]
+    command = getattr(importlib.import_module(f".{module}", __name__), function)
     try:
-        return COMMANDS[args.command](args)
+        return command(args)
     except (UsageError, FileNotFoundError, MissingExtraError) as error:
         print(f"s4learn: error: {error}", file=sys.stderr)
         return 2

@@ -33,7 +33,7 @@ def is_table(path):
 
 
 def check_dataset(args):
-    """UsageError unless ``--dataset`` / ``--trainset`` names data that train can read."""
+    """UsageError unless ``--dataset`` / ``--train_set`` names data that train can read."""
     dataset = args.trainset or args.dataset
     if not (is_table(dataset) or is_named_dataset(dataset)):
         close = difflib.get_close_matches(dataset, IMAGE_DATASETS, n=1)
@@ -66,12 +66,13 @@ def load_splits(args):
 def _split_named_dataset(args):
     if args.dataset == "digits":
         X, y = datasets.load_digits_images()
-        return split_arrays(X, y, args.trainvaltestsplit, args.timeseriessplit, args.seed)
+        return split_arrays(X, y, args.trainvaltestsplit, args.timeseriessplit,
+                            args.random_state)
     X, y = load_named_dataset(args.dataset, args, "train")
     X_test, y_test = load_named_dataset(args.dataset, args, "test")
     train_share, val_share, _ = args.trainvaltestsplit
     splits = split_arrays(X, y, (train_share, val_share, 0.0), args.timeseriessplit,
-                          args.seed, normalise=True)
+                          args.random_state, normalise=True)
     splits["test"] = Split(X_test, y_test, np.arange(len(y_test)))
     return splits
 
@@ -198,7 +199,7 @@ def _split_table(X, y, frame, args):
     if args.window:
         X = SequenceWindows(args.window).fit_transform(X)
     splits = split_arrays(np.asarray(X) if args.window else X.to_numpy(), y,
-                          args.trainvaltestsplit, args.timeseriessplit, args.seed)
+                          args.trainvaltestsplit, args.timeseriessplit, args.random_state)
     features = frame[feature_names(frame, args)]
     for split in splits.values():
         split.row_id = frame.index.to_numpy()[split.row_id]

@@ -16,7 +16,8 @@ from sklearn.metrics import (
 
 from .._optional import import_extra
 from ..checkpoints import load_checkpoint
-from ..persistence import read_model_file, read_record
+from ..modelfile import read_record
+from ..persistence import read_model_file
 from .errors import UsageError
 
 

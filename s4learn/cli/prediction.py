@@ -149,7 +149,7 @@ def _sample_shape(model):
 
 
 def _reads_images(model):
-    return getattr(_estimator(model), "input_type", None) == "image"
+    return getattr(_estimator(model), "layout", None) in ("image", "NHWC", "NCHW")
 
 
 def _model_features(model):

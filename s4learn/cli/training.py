@@ -13,7 +13,12 @@ from ..estimators import S4Classifier, S4Regressor
 from ..peft import LoRA, SDLoRA
 from ..persistence import save_model
 from ..preprocessing import SequenceWindows
-from .arguments import METHOD_SETTINGS, check_estimator_flags, estimator_settings
+from .arguments import (
+    METHOD_SETTINGS,
+    check_estimator_flags,
+    estimator_settings,
+    flag_of,
+)
 from .data import IMAGE_DATASETS, SPLITS, check_dataset, load_splits
 from .errors import UsageError
 from .outputs import evaluate, load_saved, report, write_json, write_results
@@ -37,7 +42,7 @@ def train(args):
     pretrained = _load_pretrained(args) if args.pretrained else None
     splits, task = load_splits(args)
     if "train" not in splits:
-        raise UsageError(f"--trainvaltestsplit {_format_setting(args.trainvaltestsplit)} "
+        raise UsageError(f"--train_val_test_split {_format_setting(args.trainvaltestsplit)} "
                          f"leaves no rows for training; raise the training share")
     estimator = _make_estimator(args, task, paths, pretrained)
     _fit(estimator, splits, args, checkpoint)
@@ -68,13 +73,13 @@ def _check_train_arguments(args):
     check_estimator_flags(args)
     ratios = args.trainvaltestsplit
     if any(ratio < 0 for ratio in ratios) or ratios[0] <= 0:
-        raise UsageError(f"--trainvaltestsplit shares must be >= 0 with a positive "
+        raise UsageError(f"--train_val_test_split shares must be >= 0 with a positive "
                          f"training share, got {ratios}")
     if not np.isclose(sum(ratios), 1.0):
-        raise UsageError(f"--trainvaltestsplit shares must sum to 1, got {ratios} "
+        raise UsageError(f"--train_val_test_split shares must sum to 1, got {ratios} "
                          f"(sum {sum(ratios):g})")
     if not args.trainset and (args.valset or args.testset):
-        raise UsageError("--valset and --testset need --trainset")
+        raise UsageError("--val_set and --test_set need --trainset")
     check_dataset(args)
     if args.format == "parquet":  # before training, not after it
         import_extra("pyarrow", "parquet", "--format parquet")
@@ -83,7 +88,7 @@ def _check_train_arguments(args):
 
 
 def _split_windows_by_time(args):
-    """Set ``--timeseriessplit``: a random split would put training rows in test windows.
+    """Set ``--time_series_split``: a random split would put training rows in test windows.
 
     A window holds the rows before its own; split at random, most test windows would
     read rows of the training split. In contiguous blocks only the first windows of each
@@ -92,7 +97,7 @@ def _split_windows_by_time(args):
     args.timeseriessplit = True
     if not args.quiet:
         print("Note: --window splits the rows by time (contiguous blocks in file order, "
-              "as --timeseriessplit), since a random split would put training rows "
+              "as --time_series_split), since a random split would put training rows "
               "inside test windows")
 
 
@@ -139,7 +144,7 @@ def _checkpoint_to_resume(path, args):
     if saved is not None:  # written by a run of this command
         current = run_settings(args)
         _check_same_data(saved.get("data_files", {}), current.pop("data_files"), path)
-        changed = [f"--{name} {_format_setting(saved.get(name))} "
+        changed = [f"{flag_of(name)} {_format_setting(saved.get(name))} "
                    f"(now {_format_setting(current[name])})"
                    for name in current if saved.get(name) != current[name]]
         if changed:
@@ -161,6 +166,8 @@ def _check_same_data(saved, current, path):
 
 
 def _format_setting(value):
+    if value is None:
+        return "(not given)"
     return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
@@ -191,7 +198,7 @@ def _check_free(paths, args, resuming=False):
     if existing:
         hint = "; use --resume to continue it" if paths["last"].exists() else ""
         raise UsageError(f"{existing[0]} exists; pass --overwrite to replace it, or choose "
-                         f"another --modelname{hint}")
+                         f"another --model_name{hint}")
 
 
 # ---------------------------------------------------------------------------- fitting
@@ -205,7 +212,7 @@ def _load_pretrained(args):
     return model, estimator
 
 
-def _finetune_method(args):
+def finetune_method(args):
     """The s4learn.peft method of ``--finetune`` with the settings given; None for full."""
     if args.finetune in (None, "full"):
         return None
@@ -222,13 +229,14 @@ def _make_estimator(args, task, paths, pretrained=None):
     if pretrained is not None:
         _, estimator = pretrained  # a --window Pipeline unwrapped
         finetuning = {"pretrained": estimator,
-                      "finetune": _finetune_method(args)}
+                      "finetune": finetune_method(args)}
         _note_finetuning(args, finetuning["finetune"])
-    settings = estimator_settings(args, estimator_class)
-    if is_image and settings["input_type"] == "auto":
-        settings["input_type"] = "image"  # (n, H, W) digits and MNIST are not (n, L, C)
-    if args.window and settings["sequence_layout"] == "auto":
-        settings["sequence_layout"] = "NLC"  # windows are (rows, window, features)
+    settings = estimator_settings(args, estimator_class is S4Classifier)
+    legacy_layout = {"input_type", "image_layout", "sequence_layout"} & set(settings)
+    if is_image and "layout" not in settings and not legacy_layout:
+        settings["layout"] = "image"  # (n, H, W) digits and MNIST are not (n, L, C)
+    if args.window and "layout" not in settings and not legacy_layout:
+        settings["layout"] = "NLC"  # windows are (rows, window, features)
     return estimator_class(**settings, verbose=0 if args.quiet else 1,
                            callbacks=[("checkpoint", checkpoint)], **finetuning)
 

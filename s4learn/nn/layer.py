@@ -124,7 +124,7 @@ class S4D(nn.Module):
     def forward(self, u):
         """Apply the layer to ``u`` of shape (batch, length, d_model)."""
         y = self.ssm_convolution(u)
-        return self._output(y)
+        return self.output(y)
 
     def ssm_convolution(self, u):
         """The SSM part alone: ``y = K * u + D u``, shapes (B, L, H) -> (B, L, H).
@@ -141,13 +141,13 @@ class S4D(nn.Module):
             return self._plain_convolution(u)
         L = u.shape[-2]
         if torch.is_grad_enabled():
-            return fft_convolution(u, self._kernel_with_skip(L))
+            return fft_convolution(u, self.kernel_with_skip(L))
         key = cache_key(self, L)
         if self._cache is None or self._cache[0] != key:
-            self._cache = (key, torch.fft.rfft(self._kernel_with_skip(L), n=2 * L))
+            self._cache = (key, torch.fft.rfft(self.kernel_with_skip(L), n=2 * L))
         return _spectral_convolution(u, self._cache[1])
 
-    def _kernel_with_skip(self, L):
+    def kernel_with_skip(self, L):
         """Kernel (H, L) or (H, 2L) with the skip term ``D u`` folded into lag 0."""
         kernels = self.kernel(L)  # (c H L)
         k = torch.cat([kernels[0, :, :1] + self.D.unsqueeze(-1), kernels[0, :, 1:]],
@@ -179,7 +179,9 @@ class S4D(nn.Module):
         y = torch.fft.irfft(u_f * k_f, n=2 * L)[..., :L]  # (B H L)
         return y.transpose(-1, -2) + u * self.D
 
-    def _output(self, y):
+    def output(self, y):
+        """The layer's output from its convolution ``y`` (B, L, H): activation, dropout
+        and the gated output projection (GLU)."""
         y = self.dropout(self.activation(y))
         return F.glu(self.output_linear(y), dim=-1)
 
@@ -202,7 +204,7 @@ class S4D(nn.Module):
         dA, dB, C = self._recurrence()
         state = dA * state + dB * x_t.unsqueeze(-1)  # (B H N/2)
         y = 2 * torch.einsum("hn,bhn->bh", C, state).real + x_t * self.D
-        return self._output(y), state
+        return self.output(y), state
 
     def _recurrence(self):
         """``(dA, dB, C)`` of :meth:`step`, each (H N/2); cached without autograd."""

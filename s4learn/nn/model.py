@@ -162,7 +162,7 @@ class S4Model(nn.Module):
         return self._features(x, padding_mask(lengths, x))
 
     def _features(self, x, mask):
-        x = self._encode(x, mask)
+        x = self.encode(x, mask)
         for layer, norm, dropout in zip(self.layers, self.norms, self.dropouts):
             z = normalize(norm, x, mask) if self.prenorm else x
             x = x + dropout(layer(zero_padding(z, mask)))
@@ -170,7 +170,9 @@ class S4Model(nn.Module):
                 x = normalize(norm, x, mask)
         return zero_padding(x, mask)
 
-    def _encode(self, x, mask):
+    def encode(self, x, mask=None):
+        """The encoder's output (B, L, H) for ``x`` (B, L, d_input): the channels, with
+        their difference views when ``differences``; ``mask`` (B, L) marks real steps."""
         if self.differences:
             steps = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
             x = torch.cat([x, *self._difference_views(

@@ -1,0 +1,153 @@
+"""The network an estimator trains: new, from a pretrained model, or adapted to fine-tune.
+
+Everything here takes plain values (settings, shapes, the choices made from the data)
+and returns an :class:`~s4learn.nn.S4Model`; nothing reads an estimator.
+"""
+
+import os
+from typing import NamedTuple
+
+import numpy as np
+from sklearn.exceptions import NotFittedError
+
+from .modelfile import read_model_network, read_pickle, read_record
+from .nn import S4Model
+from .peft import count_merged_parameters, finetuning_network
+
+LOCAL_MEMORY = 20  # steps the slowest channels remember at first with dt_min="auto"
+
+
+class DataShape(NamedTuple):
+    """What the network's choices depend on, read from the training data."""
+
+    n_channels: int  # input channels the network reads (missing indicators included)
+    n_outputs: int
+    length: int  # steps of the longest training sequence
+    is_image: bool
+    columns_differ: bool  # a table whose columns differ in scale
+
+
+class PretrainedModel(NamedTuple):
+    """A pretrained network and the fitted attributes of the model it came from."""
+
+    network: S4Model
+    attributes: dict  # empty for a bare S4Model
+
+
+def pooling(pool, shape):
+    """How the network summarises a sequence: "last" for a table of unlike columns.
+
+    A record of measurements in different units is read column by column into one
+    state, as a linear model weighs each column; series, images and tables of like
+    columns are summarised by the mean of their steps' features.
+    """
+    if pool != "auto":
+        return pool
+    return "last" if shape.columns_differ else "mean"
+
+
+def difference_channels(setting, shape):
+    """``"none"``, ``"linear"`` or ``"log"``: "auto" is "log" except for unlike columns."""
+    if setting != "auto":
+        return setting
+    return "none" if shape.columns_differ else "log"
+
+
+def dt_range(dt_min, dt_max, length, whole_sequence):
+    """``(dt_min, dt_max)`` with "auto" resolved.
+
+    ``1 / dt`` is about how many steps a channel remembers at first. For the longest
+    training sequence of L steps, "auto" is ``dt_min = 1 / min(L, 20)`` for local
+    patterns pooled by their mean, ``1 / L`` where the whole sequence is needed, and
+    ``dt_max = min(1, 100 / L)``: the S4 defaults (0.001, 0.1) at L = 1000.
+    """
+    if dt_min == "auto":
+        dt_min = 1.0 / (length if whole_sequence else min(length, LOCAL_MEMORY))
+    if dt_max == "auto":
+        dt_max = min(1.0, 100.0 / length)
+    if dt_min > dt_max:
+        raise ValueError(f"dt_min must not exceed dt_max, got {dt_min!r} > {dt_max!r}")
+    return dt_min, dt_max
+
+
+def new_network(shape, architecture, *, dropout, dt_min, dt_max, pool, differences, norm,
+                prenorm):
+    """A freshly initialised S4Model for data of ``shape``.
+
+    ``architecture`` holds the estimator's network settings
+    (:func:`s4learn.parameters.network_settings`); ``pool`` and ``differences`` are
+    resolved by :func:`pooling` and :func:`difference_channels`.
+    """
+    whole_sequence = pool == "last" or shape.is_image
+    dt_min, dt_max = dt_range(dt_min, dt_max, shape.length, whole_sequence)
+    return S4Model(d_input=shape.n_channels, d_output=shape.n_outputs, dropout=dropout,
+                   norm=norm, prenorm=prenorm, pool=pool, dt_min=dt_min, dt_max=dt_max,
+                   differences=differences != "none", log_differences=differences == "log",
+                   **architecture)
+
+
+def network_difference_channels(network):
+    """What ``network`` reads beside each channel: "none", "linear" or "log"."""
+    if network.log_differences:
+        return "log"
+    return "linear" if network.differences else "none"
+
+
+def load_pretrained(pretrained, allow_pickle=False):
+    """The :class:`PretrainedModel` in a fitted estimator, a model file or an S4Model.
+
+    The network is the pretrained object itself, not a copy. A path must be a file
+    written by :func:`s4learn.save_model`; joblib/pickle files, which can run code when
+    loaded, are read only with ``allow_pickle=True``.
+    """
+    if isinstance(pretrained, (str, os.PathLike)):
+        if not os.path.isfile(pretrained):
+            raise ValueError(f"pretrained model file not found: {os.fspath(pretrained)!r}")
+        if read_record(pretrained) is not None:
+            return PretrainedModel(*read_model_network(pretrained))
+        pretrained = read_pickle(pretrained, allow_pickle)
+    if hasattr(pretrained, "steps"):  # a Pipeline of SequenceWindows and the estimator
+        pretrained = pretrained.steps[-1][1]
+    if isinstance(pretrained, S4Model):
+        return PretrainedModel(pretrained, {})
+    network = getattr(getattr(pretrained, "net_", None), "module_", None)
+    if isinstance(network, S4Model):
+        return PretrainedModel(network, vars(pretrained))
+    if type(pretrained).__name__ in ("S4Classifier", "S4Regressor"):
+        raise NotFittedError(f"pretrained is an unfitted {type(pretrained).__name__}: fit "
+                             f"it first")
+    raise TypeError(f"pretrained must be a fitted S4Classifier or S4Regressor, a path to "
+                    f"one saved with s4learn.save_model, or an s4learn.nn.S4Model; got "
+                    f"{type(pretrained).__name__}")
+
+
+def same_task(pretrained, classes=None, n_outputs=None):
+    """Whether the pretrained output layer fits the new task (a bare S4Model: yes)."""
+    if not pretrained.attributes:
+        return True
+    if classes is not None:
+        old_classes = pretrained.attributes.get("classes_")
+        return old_classes is not None and np.array_equal(old_classes, classes)
+    return pretrained.attributes.get("n_outputs_") == n_outputs
+
+
+def finetuned_network(pretrained, shape, keep_head, *, device, dropout, method, warm_up):
+    """The network to fine-tune: a copy of the pretrained one, adapted by ``method``.
+
+    ``warm_up`` trains a :class:`~s4learn.peft.WarmupRun` on the new data, for the
+    methods that choose what to tune from such a run.
+    """
+    network = finetuning_network(pretrained.network, shape.n_channels, shape.n_outputs,
+                                 keep_head=keep_head, device=device, dropout=dropout)
+    if method is None:
+        return network
+    run = method.warmup_run(network)
+    warmed_up = None if run is None else warm_up(run)
+    return method.adapt(network, warmed_up)
+
+
+def parameter_counts(network):
+    """``(n_params, n_trainable_params)``: all parameters (adapters merged) and trained."""
+    trainable = sum(parameter.numel() for parameter in network.parameters()
+                    if parameter.requires_grad)
+    return count_merged_parameters(network), trainable
