@@ -171,9 +171,13 @@ class S4Estimator(BaseEstimator):
     def _accept_deprecated(self, deprecated):
         """Parameters of 0.1, for one release: renamed ones set their replacement,
         removed ones are kept (``_legacy_settings``) and honoured by ``fit``."""
-        current, legacy, messages = translate_deprecated(deprecated)
+        try:
+            current, legacy, messages = translate_deprecated(deprecated)
+        except TypeError as error:
+            raise TypeError(f"{type(self).__name__}.__init__() {error}") from None
+        own_init = type(self).__init__ is not S4Estimator.__init__  # one frame more
         for message in messages:
-            warnings.warn(message, FutureWarning, stacklevel=4)
+            warnings.warn(message, FutureWarning, stacklevel=3 + own_init)
         for name, value in current.items():
             setattr(self, name, value)
         if legacy:
@@ -427,9 +431,9 @@ class S4Estimator(BaseEstimator):
             warnings.simplefilter("ignore", FutureWarning)
             try:
                 estimator = cls(**parameters)
-            except TypeError as error:
-                raise ValueError(f"the model sets a parameter of {cls.__name__} that this "
-                                 f"version of s4learn does not have: {error}") from None
+            except TypeError as error:  # persistence names them first
+                raise ValueError(f"a parameter that this version of s4learn does not "
+                                 f"have: {error}") from None
         attributes = dict(attributes)
         if "differences_" in attributes:  # written by 0.1
             differences = attributes.pop("differences_")
@@ -457,7 +461,7 @@ class S4Estimator(BaseEstimator):
         n_samples = count_samples(X)
         if n_samples is None or n_samples <= batch_size:
             return self._forward_batch(X)
-        if not isinstance(X, SLICEABLE):
+        if not (isinstance(X, SLICEABLE) or sp.issparse(X)):
             X = np.asarray(X)
         outputs = np.empty((n_samples, self._n_outputs()))
         for start in range(0, n_samples, batch_size):
@@ -582,25 +586,9 @@ class S4Classifier(ClassifierMixin, S4Estimator):
     _valid_score = staticmethod(valid_accuracy)
     _valid_score_name = "valid_acc"
 
-    def __init__(self, *, d_model=48, n_layers=2, d_state=64, dropout=0.3,
-                 bidirectional=False, init="legs", dt_min="auto", dt_max=1.0,
-                 difference_channels="auto", lr=0.01, weight_decay=0.01, batch_size="auto",
-                 predict_batch_size=256, max_epochs="auto", patience=None,
-                 validation_fraction=0.1, layout="auto", grayscale=False, scaling="auto",
-                 missing="error", device="auto", random_state=None, verbose=0,
-                 callbacks=None, warm_start=False, pretrained=None, finetune=None,
-                 precision="float32", accelerator=None, class_weight=None, **deprecated):
-        super().__init__(
-            d_model=d_model, n_layers=n_layers, d_state=d_state, dropout=dropout,
-            bidirectional=bidirectional, init=init, dt_min=dt_min, dt_max=dt_max,
-            difference_channels=difference_channels, lr=lr, weight_decay=weight_decay,
-            batch_size=batch_size, predict_batch_size=predict_batch_size,
-            max_epochs=max_epochs, patience=patience,
-            validation_fraction=validation_fraction, layout=layout, grayscale=grayscale,
-            scaling=scaling, missing=missing, device=device, random_state=random_state,
-            verbose=verbose, callbacks=callbacks, warm_start=warm_start,
-            pretrained=pretrained, finetune=finetune, precision=precision,
-            accelerator=accelerator, **deprecated)
+    def __init__(self, *, class_weight=None, **parameters):
+        # the parameters of S4Estimator, then class_weight (see _signature_with)
+        super().__init__(**parameters)
         self.class_weight = class_weight
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -763,8 +751,7 @@ def count_samples(X):
         return None
 
 
-SLICEABLE = (np.ndarray, pd.DataFrame, pd.Series, torch.Tensor, list, tuple, sp.spmatrix,
-             sp.sparray)
+SLICEABLE = (np.ndarray, pd.DataFrame, pd.Series, torch.Tensor, list, tuple)
 
 
 def _rows(X, start, stop):
@@ -772,15 +759,22 @@ def _rows(X, start, stop):
     return X.iloc[start:stop] if isinstance(X, (pd.DataFrame, pd.Series)) else X[start:stop]
 
 
-def _hide_deprecated_keywords(init):
-    """The signature of ``init`` without its ``**deprecated``: the parameters of 0.1 are
+def _current_parameters(init):
+    """``init``'s parameters without its ``**deprecated``: the parameters of 0.1 are
     accepted for one release, but are not parameters (``get_params``, the checks and
     the documentation see the current ones only)."""
-    signature = inspect.signature(init)
-    init.__signature__ = signature.replace(parameters=[
-        parameter for parameter in signature.parameters.values()
-        if parameter.kind is not parameter.VAR_KEYWORD])
+    return [parameter for parameter in inspect.signature(init).parameters.values()
+            if parameter.kind is not parameter.VAR_KEYWORD]
 
 
-_hide_deprecated_keywords(S4Estimator.__init__)
-_hide_deprecated_keywords(S4Classifier.__init__)
+def _signature_with(init, *keywords):
+    """The signature of S4Estimator's ``__init__`` with ``keywords`` added at the end."""
+    parameters = _current_parameters(S4Estimator.__init__) + [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+        for name, default in keywords]
+    return inspect.signature(init).replace(parameters=parameters)
+
+
+S4Estimator.__init__.__signature__ = _signature_with(S4Estimator.__init__)
+S4Classifier.__init__.__signature__ = _signature_with(S4Classifier.__init__,
+                                                      ("class_weight", None))

@@ -36,7 +36,7 @@ from sklearn.utils import check_array, check_consistent_length, column_or_1d
 from sklearn.utils.validation import validate_data
 
 from .ondisk import FileSequences, ScaledSequences, streams_from_file
-from .parameters import LAYOUTS, MISSING
+from .parameters import check_value
 
 INPUT_TYPES = ("auto", "sequence", "image")
 IMAGE_LAYOUTS = ("auto", "NHWC", "NCHW")
@@ -56,7 +56,7 @@ class Layout(NamedTuple):
 
 def read_layout(layout):
     """The :class:`Layout` that an estimator's ``layout`` parameter names."""
-    _check_choice("layout", layout, LAYOUTS)
+    check_value("layout", layout)
     if layout in ("NLC", "NCL"):
         return Layout("sequence", "auto", layout)
     if layout in ("NHWC", "NCHW"):
@@ -84,7 +84,7 @@ def check_sequences(estimator, X, y="no_validation", *, reset, **check_params):
     y : validated ``y``, when ``y`` is given (``y=None`` is an error: fit needs targets)
     """
     input_type, image_layout, sequence_layout = read_layout(estimator.layout)
-    missing = _check_choice("missing", estimator.missing, MISSING)
+    missing = check_value("missing", estimator.missing)
     if streams_from_file(X) and input_type != "image" and missing == "error":
         return _check_file_sequences(estimator, X, y, reset, sequence_layout, check_params)
     if _is_ragged(X):
@@ -588,9 +588,3 @@ def _check_sample_shape(estimator, sample_shape):
         raise ValueError(f"X has samples of shape {sample_shape}, but "
                          f"{type(estimator).__name__} was fitted on samples of shape "
                          f"{fitted}")
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value

@@ -459,7 +459,7 @@ def translate_deprecated(given):
     current, internal, messages = {}, {}, []
     for name, value in given.items():
         if name not in DEPRECATED:
-            raise TypeError(f"unexpected keyword argument {name!r}")
+            raise TypeError(f"got an unexpected keyword argument {name!r}")
         deprecation = DEPRECATED[name]
         if deprecation.replacement == "layout":
             if value != "auto":

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Subset, default_collate
 from .batching import LengthGroupedBatchSampler, trim_to_longest
 from .checkpoints import restore_net_state, set_rng_states
 from .nn import param_groups
+from .parameters import check_value
 
 # training precision -> autocast dtype (None: no autocast)
 PRECISIONS = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -68,9 +69,7 @@ class S4Net(NeuralNet):
 
     def _validate_params(self):
         super()._validate_params()
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got "
-                             f"{self.precision!r}")
+        check_value("precision", self.precision)
         if not isinstance(self.compile, bool):
             raise ValueError(f"compile must be True or False, got {self.compile!r}")
 
@@ -420,8 +419,7 @@ def check_accelerator(accelerator, precision):
     if not isinstance(accelerator, Accelerator):
         raise TypeError(f"accelerator must be an accelerate.Accelerator or None, got "
                         f"{type(accelerator).__name__}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+    check_value("precision", precision)
     accelerator_precision = {"no": "float32"}.get(accelerator.mixed_precision,
                                                   accelerator.mixed_precision)
     if precision not in ("float32", accelerator_precision):

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import make_pipeline
 
-from s4learn import S4Classifier, S4Regressor, load_model, save_model
+from s4learn import S4Classifier, S4Regressor, load_model, save_model, training
+from s4learn import parameters as parameter_table
 from s4learn.parameters import PARAMETERS, InvalidParameterError, estimator_parameters
 from s4learn.preprocessing import SequenceWindows
 
@@ -38,6 +39,13 @@ def test_the_parameter_table_is_the_signature_and_the_docstring():
             assert f"default={defaults[name]!r}".replace("'", '"') in \
                 PARAMETERS[name].kind.replace("'", '"'), name
             assert f"\n    {name} : {PARAMETERS[name].kind}\n" in estimator_class.__doc__
+
+
+def test_the_table_accepts_what_the_network_accepts():
+    from s4learn.nn.kernel import INITS
+
+    assert parameter_table.INITS == INITS
+    assert set(parameter_table.PRECISIONS) == set(training.PRECISIONS)
 
 
 @pytest.mark.parametrize("parameters, message", [
@@ -139,3 +147,26 @@ def test_windows_pipeline_round_trips_through_the_model_format(tmp_path):
     loaded = load_model(tmp_path / "windows.safetensors")
     assert loaded[0].get_params() == model[0].get_params()
     np.testing.assert_array_equal(loaded.predict(table), model.predict(table))
+
+
+def test_parameters_of_0_1_warn_at_the_caller_and_unknown_ones_are_refused():
+    for estimator_class in (S4Classifier, S4Regressor):
+        with pytest.warns(FutureWarning, match="sequence_layout was renamed layout") as caught:
+            model = estimator_class(sequence_layout="NCL")
+        assert caught[0].filename == __file__
+        assert model.get_params()["layout"] == "NCL"
+        assert "sequence_layout" not in model.get_params()
+    with pytest.raises(TypeError, match=r"^S4Regressor.__init__\(\) got an unexpected keyword "
+                                        r"argument 'foo'$"):
+        S4Regressor(foo=1)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_a_fit_with_the_names_of_0_1_equals_one_with_the_new_names():
+    X = np.random.RandomState(0).randn(40, 2, 16)  # (n, channels, length)
+    y = (X[:, 0].mean(axis=1) > 0).astype(int)
+    settings = dict(TINY, d_model=4)
+    old = S4Classifier(**settings, sequence_layout="NCL", differences=True, min_steps=0)
+    new = S4Classifier(**settings, layout="NCL", difference_channels="linear")
+    np.testing.assert_array_equal(old.fit(X, y).predict_proba(X),
+                                  new.fit(X, y).predict_proba(X))

@@ -10,7 +10,6 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
-from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -23,13 +22,13 @@ TINY = dict(d_model=16, n_layers=1, d_state=16, bidirectional=True, dt_min=0.01,
 
 
 @pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
+def digits_holdout(digits):
+    X, y = digits
     return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
 
 
-def test_digits_accuracy_as_8x8_images(digits):
-    X_train, X_test, y_train, y_test = digits
+def test_digits_accuracy_as_8x8_images(digits_holdout):
+    X_train, X_test, y_train, y_test = digits_holdout
     images = (X_train.reshape(-1, 8, 8, 1) * 15).astype(np.uint8)  # 4-D uint8 images
     clf = S4Classifier(d_model=32, n_layers=2, d_state=16, max_epochs=12,
                        bidirectional=True, dt_min=0.01, dt_max=1.0, random_state=0)
@@ -40,8 +39,8 @@ def test_digits_accuracy_as_8x8_images(digits):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
 
 
-def test_string_and_noncontiguous_labels(digits):
-    X_train, X_test, y_train, y_test = digits
+def test_string_and_noncontiguous_labels(digits_holdout):
+    X_train, X_test, y_train, y_test = digits_holdout
     names = np.array(["zero", "one", "two"])
     keep = y_train < 3
     clf = S4Classifier(**TINY).fit(X_train[keep], names[y_train[keep]])
@@ -53,8 +52,8 @@ def test_string_and_noncontiguous_labels(digits):
         X_test[test_keep])) <= {5, 50, 500}
 
 
-def test_same_seed_gives_identical_predictions_and_leaves_global_rng_alone(digits):
-    X_train, X_test, y_train, _ = digits
+def test_same_seed_gives_identical_predictions_and_leaves_global_rng_alone(digits_holdout):
+    X_train, X_test, y_train, _ = digits_holdout
     torch.manual_seed(123)
     before = torch.rand(1)
     torch.manual_seed(123)
@@ -80,8 +79,8 @@ def test_regressor_learns_whatever_the_target_scale():
     assert multi.score(X[300:], Y[300:]) > 0.8
 
 
-def test_sample_weight_zero_ignores_samples(digits):
-    X_train, X_test, y_train, y_test = digits
+def test_sample_weight_zero_ignores_samples(digits_holdout):
+    X_train, X_test, y_train, y_test = digits_holdout
     keep = y_train < 2
     X, y = X_train[keep], y_train[keep]
     flipped = 1 - y
@@ -103,8 +102,8 @@ def test_class_weight_shifts_predictions_towards_the_weighted_class():
 
 
 @pytest.mark.parametrize("estimator_class", [S4Classifier, S4Regressor])
-def test_predictions_do_not_depend_on_the_batch(digits, estimator_class):
-    X_train, X_test, y_train, _ = digits
+def test_predictions_do_not_depend_on_the_batch(digits_holdout, estimator_class):
+    X_train, X_test, y_train, _ = digits_holdout
     model = estimator_class(**TINY).fit(X_train[:200], y_train[:200])
     method = "predict_proba" if estimator_class is S4Classifier else "predict"
     whole = getattr(model, method)(X_test[:40])
@@ -113,8 +112,8 @@ def test_predictions_do_not_depend_on_the_batch(digits, estimator_class):
     assert not np.array_equal(whole[:20], whole[20:])  # distinct samples, distinct outputs
 
 
-def test_joblib_and_pickle_round_trips(tmp_path, digits):
-    X_train, X_test, y_train, _ = digits
+def test_joblib_and_pickle_round_trips(tmp_path, digits_holdout):
+    X_train, X_test, y_train, _ = digits_holdout
     clf = S4Classifier(**TINY).fit(X_train[:200], y_train[:200])
     joblib.dump(clf, tmp_path / "model.joblib")
     loaded = joblib.load(tmp_path / "model.joblib")
@@ -123,8 +122,8 @@ def test_joblib_and_pickle_round_trips(tmp_path, digits):
     np.testing.assert_array_equal(unpickled.predict_proba(X_test), clf.predict_proba(X_test))
 
 
-def test_model_saved_for_cuda_loads_on_a_cpu_only_machine(monkeypatch, digits):
-    X_train, X_test, y_train, _ = digits
+def test_model_saved_for_cuda_loads_on_a_cpu_only_machine(monkeypatch, digits_holdout):
+    X_train, X_test, y_train, _ = digits_holdout
     clf = S4Classifier(**TINY, device="cpu").fit(X_train[:200], y_train[:200])
     expected = clf.predict(X_test)
     clf.net_.device = "cuda"  # as saved on a GPU machine
@@ -136,8 +135,8 @@ def test_model_saved_for_cuda_loads_on_a_cpu_only_machine(monkeypatch, digits):
     np.testing.assert_array_equal(loaded.predict(X_test), expected)
 
 
-def test_pipeline_with_column_transformer_on_a_dataframe(digits):
-    X_train, X_test, y_train, y_test = digits
+def test_pipeline_with_column_transformer_on_a_dataframe(digits_holdout):
+    X_train, X_test, y_train, y_test = digits_holdout
     columns = [f"pixel_{i}" for i in range(64)]
     frame = pd.DataFrame(X_train, columns=columns)
     scale = ColumnTransformer([("scale", StandardScaler(), columns)])
@@ -145,8 +144,8 @@ def test_pipeline_with_column_transformer_on_a_dataframe(digits):
     assert pipe.score(pd.DataFrame(X_test, columns=columns), y_test) > 0.45  # chance: 0.1
 
 
-def test_grid_search_and_cross_validation(digits):
-    X_train, _, y_train, _ = digits
+def test_grid_search_and_cross_validation(digits_holdout):
+    X_train, _, y_train, _ = digits_holdout
     keep = y_train < 3
     X, y = X_train[keep][:240], y_train[keep][:240]
     search = GridSearchCV(make_pipeline(StandardScaler(), S4Classifier(**TINY)),
@@ -161,8 +160,8 @@ def test_grid_search_and_cross_validation(digits):
     assert clone(search.best_estimator_).get_params()["s4classifier__d_model"] == best_width
 
 
-def test_partial_fit_and_warm_start_continue_training(digits):
-    X_train, X_test, y_train, y_test = digits
+def test_partial_fit_and_warm_start_continue_training(digits_holdout):
+    X_train, X_test, y_train, y_test = digits_holdout
     clf = S4Classifier(**{**TINY, "max_epochs": 2, "warm_start": True})
     clf.fit(X_train, y_train)
     first = clf.score(X_test, y_test)
@@ -179,8 +178,8 @@ def test_partial_fit_and_warm_start_continue_training(digits):
     assert online.score(X_test, y_test) > 0.3  # chance: 0.1
 
 
-def test_early_stopping_keeps_the_best_epoch(digits):
-    X_train, X_test, y_train, y_test = digits
+def test_early_stopping_keeps_the_best_epoch(digits_holdout):
+    X_train, X_test, y_train, y_test = digits_holdout
     clf = S4Classifier(**{**TINY, "max_epochs": 40, "lr": 0.05, "patience": 2})
     clf.fit(X_train[:300], y_train[:300])
     history = clf.net_.history
@@ -190,8 +189,8 @@ def test_early_stopping_keeps_the_best_epoch(digits):
     assert "valid_acc" in history[-1]
 
 
-def test_validation_data_and_verbose_epoch_lines(capsys, digits):
-    X_train, X_test, y_train, y_test = digits
+def test_validation_data_and_verbose_epoch_lines(capsys, digits_holdout):
+    X_train, X_test, y_train, y_test = digits_holdout
     S4Classifier(**{**TINY, "max_epochs": 2, "verbose": 1}).fit(
         X_train[:200], y_train[:200], validation_data=(X_test, y_test))
     out = capsys.readouterr().out
@@ -207,8 +206,8 @@ def test_validation_data_and_verbose_epoch_lines(capsys, digits):
     assert capsys.readouterr().out == ""
 
 
-def test_log_probabilities_stay_finite_for_extreme_logits(digits):
-    X_train, X_test, y_train, _ = digits
+def test_log_probabilities_stay_finite_for_extreme_logits(digits_holdout):
+    X_train, X_test, y_train, _ = digits_holdout
     clf = S4Classifier(**{**TINY, "max_epochs": 1}).fit(X_train[:200], y_train[:200])
     with torch.no_grad():
         clf.net_.module_.decoder.weight.mul_(1e4)  # logits tens of thousands apart

@@ -3,60 +3,45 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import r2_score
 
 from s4learn import S4Classifier, S4Regressor
 from s4learn.training import valid_r2
 
-TINY = dict(d_model=8, n_layers=1, d_state=8, bidirectional=True, dt_min=0.01, dt_max=1.0,
-            max_epochs=3, random_state=0)
 CURVES = ("loss_curve_", "validation_scores_", "validation_loss_curve_", "best_loss_")
 
 
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return X[:240], y[:240], X[240:360], y[240:360]
-
-
-@pytest.fixture(scope="module")
-def validated(digits):
-    X, y, X_val, y_val = digits
-    return S4Classifier(**TINY).fit(X, y, validation_data=(X_val, y_val))
-
-
-def test_curves_equal_the_history_columns(validated):
+def test_curves_equal_the_history_columns(validated_classifier, tiny):
+    validated = validated_classifier
     history = validated.net_.history
     assert validated.loss_curve_ == history[:, "train_loss"]
     assert validated.validation_scores_ == history[:, "valid_acc"]
     assert validated.validation_loss_curve_ == history[:, "valid_loss"]
     assert validated.best_loss_ == min(history[:, "valid_loss"])
-    assert len(validated.loss_curve_) == validated.n_epochs_ == TINY["max_epochs"]
+    assert len(validated.loss_curve_) == validated.n_epochs_ == tiny["max_epochs"]
 
 
-def test_without_validation_data_the_validation_curves_are_none(digits):
-    X, y, _, _ = digits
-    clf = S4Classifier(**TINY).fit(X, y)
+def test_without_validation_data_the_validation_curves_are_none(unvalidated_classifier):
+    clf = unvalidated_classifier
     assert clf.validation_scores_ is None
     assert clf.validation_loss_curve_ is None
     assert clf.loss_curve_ == clf.net_.history[:, "train_loss"]
     assert clf.best_loss_ == min(clf.net_.history[:, "train_loss"])
 
 
-def test_regressor_scores_are_r2_of_its_held_out_fraction():
+def test_regressor_scores_are_r2_of_its_held_out_fraction(tiny):
     X = np.random.RandomState(0).randn(200, 12)
-    reg = S4Regressor(**{**TINY, "max_epochs": 4}, patience=10).fit(X, X.sum(axis=1))
+    reg = S4Regressor(**{**tiny, "max_epochs": 4}, patience=10).fit(X, X.sum(axis=1))
     history = reg.net_.history
     assert reg.validation_scores_ == history[:, "valid_r2"]
     assert reg.validation_loss_curve_ == history[:, "valid_loss"]
 
 
-def test_best_loss_is_the_validation_loss_of_the_weights_kept_by_early_stopping(digits):
-    X, y, X_val, y_val = digits
+def test_best_loss_is_the_validation_loss_of_the_kept_weights(digits_split, tiny):
+    X, y, X_val, y_val = digits_split
     # 60 samples at a high rate: the validation loss turns up before max_epochs
-    clf = S4Classifier(**{**TINY, "max_epochs": 10, "lr": 0.3}, batch_size=8, patience=2)
+    clf = S4Classifier(**{**tiny, "max_epochs": 10, "lr": 0.3}, batch_size=8, patience=2)
     clf.fit(X[:60], y[:60], validation_data=(X_val, y_val))
     assert clf.validation_loss_curve_[-1] > clf.best_loss_  # the last epoch is not kept
     proba = clf.predict_proba(X_val)
@@ -64,11 +49,11 @@ def test_best_loss_is_the_validation_loss_of_the_weights_kept_by_early_stopping(
     np.testing.assert_allclose(clf.best_loss_, cross_entropy, rtol=1e-4)
 
 
-def test_epochs_without_validation_data_are_none_in_the_validation_curves(digits):
-    X, y, X_val, y_val = digits
-    clf = S4Classifier(**TINY).fit(X, y, validation_data=(X_val, y_val))
+def test_epochs_without_validation_data_are_none_in_the_validation_curves(digits_split, tiny):
+    X, y, X_val, y_val = digits_split
+    clf = S4Classifier(**tiny).fit(X, y, validation_data=(X_val, y_val))
     clf.partial_fit(X, y)
-    assert len(clf.validation_loss_curve_) == len(clf.loss_curve_) == TINY["max_epochs"] + 1
+    assert len(clf.validation_loss_curve_) == len(clf.loss_curve_) == tiny["max_epochs"] + 1
     assert clf.validation_loss_curve_[-1] is None
     assert clf.validation_scores_[-1] is None
     assert None not in clf.validation_loss_curve_[:-1]

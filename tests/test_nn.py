@@ -213,12 +213,12 @@ def test_differences_are_the_first_difference_of_each_channel(log_differences):
 
 def test_log_differences_need_differences():
     with pytest.raises(ValueError, match=r"^log_differences=True needs differences=True$"):
-        S4Model(d_input=2, d_output=2, log_differences=True)
+        S4Model(d_input=2, d_output=2, differences=False, log_differences=True)
 
 
 def test_model_pickled_before_log_differences_existed_loads():
     model = S4Model(d_input=3, d_output=2, d_model=4, n_layers=1, d_state=4,
-                    differences=True).eval()
+                    differences=True, log_differences=False).eval()
     state = model.__dict__.copy()
     del state["log_differences"]
     old = S4Model.__new__(S4Model)
@@ -229,7 +229,8 @@ def test_model_pickled_before_log_differences_existed_loads():
 
 
 def test_model_pickled_before_differences_existed_loads():
-    model = S4Model(d_input=3, d_output=2, d_model=4, n_layers=1, d_state=4).eval()
+    model = S4Model(d_input=3, d_output=2, d_model=4, n_layers=1, d_state=4,
+                    differences=False, log_differences=False).eval()
     state = model.__dict__.copy()
     del state["d_input"], state["differences"], state["log_differences"]
     old = S4Model.__new__(S4Model)

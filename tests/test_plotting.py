@@ -4,14 +4,10 @@ import sys
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
 
 from s4learn import S4Classifier
 from s4learn.plotting import plot_learning_curves
-
-TINY = dict(d_model=8, n_layers=1, d_state=8, bidirectional=True, dt_min=0.01, dt_max=1.0,
-            max_epochs=3, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -23,15 +19,8 @@ def plt():
     return matplotlib.pyplot
 
 
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return X[:240], y[:240], X[240:360], y[240:360]
-
-
-def test_lines_hold_the_estimator_curves(plt, digits):
-    X, y, X_val, y_val = digits
-    clf = S4Classifier(**TINY).fit(X, y, validation_data=(X_val, y_val))
+def test_lines_hold_the_estimator_curves(plt, validated_classifier):
+    clf = validated_classifier
     figure, ax = plt.subplots()
     assert plot_learning_curves(clf, ax=ax) is ax
     train, valid = ax.get_lines()
@@ -44,9 +33,8 @@ def test_lines_hold_the_estimator_curves(plt, digits):
     plt.close(figure)
 
 
-def test_without_validation_only_the_training_loss_is_drawn(plt, digits):
-    X, y, _, _ = digits
-    clf = S4Classifier(**TINY).fit(X, y)
+def test_without_validation_only_the_training_loss_is_drawn(plt, unvalidated_classifier):
+    clf = unvalidated_classifier
     figure, ax = plt.subplots()
     plot_learning_curves(clf, ax=ax)
     assert len(ax.get_lines()) == 1 and len(figure.axes) == 1

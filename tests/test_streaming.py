@@ -70,7 +70,7 @@ def test_regressor_stream_equals_predict_on_every_prefix(data, two_targets):
     model = S4Regressor(**TINY).fit(X, y)
     predictor = StreamingPredictor(model)
     streamed = stream_step_by_step(predictor, X[:4])
-    assert streamed.shape == (4, LENGTH, 2) if two_targets else (4, LENGTH)
+    assert streamed.shape == ((4, LENGTH, 2) if two_targets else (4, LENGTH))
     scale = np.abs(y).max()
     for t in range(1, LENGTH + 1):
         np.testing.assert_allclose(streamed[:, t - 1] / scale,

@@ -23,7 +23,8 @@ class S4Model(nn.Module):
     magnitude of those steps) to ``d_model``; ``n_layers`` residual
     blocks each apply a normalisation (before the layer with ``prenorm=True``, after
     the residual sum otherwise), an :class:`S4D` layer and dropout; the sequence is
-    pooled over time and a linear decoder gives the outputs.
+    pooled over time and a linear decoder gives the outputs. The defaults are those of
+    the estimators for a series.
 
     Parameters
     ----------
@@ -31,20 +32,20 @@ class S4Model(nn.Module):
         Number of input channels.
     d_output : int
         Number of outputs (classes for a classifier).
-    d_model : int, default=128
+    d_model : int, default=48
         Width of the S4D layers.
-    n_layers : int, default=4
+    n_layers : int, default=2
         Number of residual S4D blocks.
     d_state : int, default=64
         State size of each S4D layer.
-    dropout : float, default=0.1
+    dropout : float, default=0.3
         Dropout in each block.
     tie_dropout : bool, default=False
         One dropout mask per sequence and channel, shared by all time steps, instead
         of one per element (see :class:`~s4learn.nn.dropout.SequenceDropout`).
-    prenorm : bool, default=False
+    prenorm : bool, default=True
         Normalise before each layer instead of after the residual sum.
-    norm : {"layer", "batch"}, default="layer"
+    norm : {"batch", "layer"}, default="batch"
         LayerNorm over the channels of each step, or batch normalisation of each
         channel over the batch and the real steps
         (:class:`~s4learn.nn.norm.SequenceBatchNorm`), as convolutional time-series
@@ -53,12 +54,12 @@ class S4Model(nn.Module):
         Use non-causal (bidirectional) S4D layers.
     init : {"lin", "inv", "legs"}, default="legs"
         Initialisation of the state matrices.
-    differences : bool, default=False
+    differences : bool, default=True
         Also feed the encoder each channel's difference ``x[t] - x[t-1]`` (0 at the
         first step), standardised by batch statistics (running statistics at
         prediction): the first-difference representation of time-series
         classifiers, which exposes slopes and edges.
-    log_differences : bool, default=False
+    log_differences : bool, default=True
         Also feed ``asinh(100 z) / asinh(100)`` of each standardised difference ``z``:
         linear below a hundredth of a typical step, the sign and order of magnitude
         above, so that steps far smaller than the typical one (a signal at rest) reach
@@ -92,9 +93,9 @@ class S4Model(nn.Module):
     True
     """
 
-    def __init__(self, d_input, d_output, d_model=128, n_layers=4, d_state=64, dropout=0.1,
-                 prenorm=False, bidirectional=False, init="legs", pool="mean",
-                 tie_dropout=False, norm="layer", differences=False, log_differences=False,
+    def __init__(self, d_input, d_output, d_model=48, n_layers=2, d_state=64, dropout=0.3,
+                 prenorm=True, bidirectional=False, init="legs", pool="mean",
+                 tie_dropout=False, norm="batch", differences=True, log_differences=True,
                  **layer_kwargs):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, d_model=d_model,
