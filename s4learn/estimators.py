@@ -22,30 +22,18 @@ from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
-from skorch.dataset import Dataset, ValidSplit
+from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
 from .inputs import InputScaling, check_sequences
-from .networks import (
-    DataShape,
-    difference_channels,
-    finetuned_network,
-    load_pretrained,
-    network_difference_channels,
-    new_network,
-    parameter_counts,
-    pooling,
-    same_task,
-)
+from .networks import DataShape, network_to_train, parameter_counts
 from .parameters import (
     AUTO_EPOCHS,
     AUTO_STEPS,
-    INTERNAL_DEFAULTS,
+    LegacyParameters,
     check_parameters,
     check_value,
-    network_settings,
     parameter_docs,
-    translate_deprecated,
 )
 from .peft import merge_adapters
 from .training import (
@@ -53,6 +41,8 @@ from .training import (
     NetSettings,
     TrainingRun,
     build_net,
+    held_out_split,
+    net_outputs,
     own_torch_rng,
     resolve_device,
     run_training,
@@ -125,7 +115,53 @@ _COMMON_ATTRIBUTES = """\
 
 
 
-class S4Estimator(BaseEstimator):
+class FittedSummaries:
+    """Read-only views of a fitted estimator: its input scaling and training curves.
+
+    The curves are columns of ``net_.history``, as MLPClassifier names them; the scaling
+    is ``input_scaling_``'s.
+    """
+
+    @property
+    def scaling_(self):
+        return self.input_scaling_.scaling_
+
+    @property
+    def input_mean_(self):
+        return self.input_scaling_.mean_
+
+    @property
+    def input_scale_(self):
+        return self.input_scaling_.scale_
+
+    @property
+    def loss_curve_(self):
+        return self._history_column("train_loss")
+
+    @property
+    def validation_scores_(self):
+        return self._history_column(self._valid_score_name, optional=True)
+
+    @property
+    def validation_loss_curve_(self):
+        return self._history_column("valid_loss", optional=True)
+
+    @property
+    def best_loss_(self):
+        losses = self.validation_loss_curve_ or self.loss_curve_
+        return min(loss for loss in losses if loss is not None)
+
+    def _history_column(self, key, optional=False):
+        """One value per epoch of ``net_.history``; with ``optional``, None where an
+        epoch lacks ``key``, and None instead of the list when every epoch lacks it."""
+        check_is_fitted(self)
+        values = [row.get(key) for row in self.net_.history]
+        if optional and all(value is None for value in values):
+            return None
+        return [None if value is None else float(value) for value in values]
+
+
+class S4Estimator(LegacyParameters, FittedSummaries, BaseEstimator):
     """Shared fit/predict machinery; use :class:`S4Classifier` or :class:`S4Regressor`."""
 
     def __init__(self, *, d_model=48, n_layers=2, d_state=64, dropout=0.3,
@@ -166,26 +202,8 @@ class S4Estimator(BaseEstimator):
         self.precision = precision
         self.accelerator = accelerator
         if deprecated:
-            self._accept_deprecated(deprecated)
-
-    def _accept_deprecated(self, deprecated):
-        """Parameters of 0.1, for one release: renamed ones set their replacement,
-        removed ones are kept (``_legacy_settings``) and honoured by ``fit``."""
-        try:
-            current, legacy, messages = translate_deprecated(deprecated)
-        except TypeError as error:
-            raise TypeError(f"{type(self).__name__}.__init__() {error}") from None
-        own_init = type(self).__init__ is not S4Estimator.__init__  # one frame more
-        for message in messages:
-            warnings.warn(message, FutureWarning, stacklevel=3 + own_init)
-        for name, value in current.items():
-            setattr(self, name, value)
-        if legacy:
-            self._legacy_settings = legacy
-
-    def _setting(self, name):
-        """A setting that was a parameter in 0.1: its fixed value, or the one given."""
-        return getattr(self, "_legacy_settings", {}).get(name, INTERNAL_DEFAULTS[name])
+            self._accept_deprecated(deprecated, caller_depth=2 + (
+                type(self).__init__ is not S4Estimator.__init__))
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y, sample_weight=None, validation_data=None):
@@ -256,7 +274,7 @@ class S4Estimator(BaseEstimator):
         X, lengths, y = check_sequences(self, X, y, reset=new_net,
                                         **self._target_check_params())
         y = self._encode_targets(y, reset=new_net, classes=classes)
-        weight = self._sample_weight(sample_weight, len(X), y)
+        weight = normalised_weights(sample_weight, len(X), self._class_weight(y))
         if new_net:
             self.n_timepoints_ = int(X.shape[1])
             self.input_scaling_ = InputScaling(self.scaling, self.missing).fit(
@@ -296,32 +314,16 @@ class S4Estimator(BaseEstimator):
                           f"step(s) per epoch on {n_train} training samples; a smaller "
                           f"batch_size (or 'auto') trains better on small data",
                           stacklevel=3)  # the caller of fit / resume_fit
-        epochs = AUTO_EPOCHS if self.max_epochs == "auto" else self.max_epochs
-        min_steps = getattr(self, "_legacy_settings", {}).get(
-            "min_steps", AUTO_STEPS if self.max_epochs == "auto" else 0)
-        return max(epochs, math.ceil(min_steps / steps_per_epoch))
+        auto = self.max_epochs == "auto"
+        min_steps = self._setting("min_steps", AUTO_STEPS if auto else 0)
+        return max(AUTO_EPOCHS if auto else self.max_epochs,
+                   math.ceil(min_steps / steps_per_epoch))
 
     def _batch_size(self, n_samples):
         """``batch_size``, or with "auto" an eighth of the data within [8, 64]."""
         if self.batch_size == "auto":
             return int(min(max(n_samples // 8, 8), 64))
         return self.batch_size
-
-    def _sample_weight(self, sample_weight, n_samples, y):
-        if sample_weight is None:
-            weight = np.ones(n_samples)
-        else:
-            weight = np.asarray(sample_weight, dtype=np.float64)
-            if weight.shape != (n_samples,):
-                raise ValueError(f"sample_weight must have shape ({n_samples},), got "
-                                 f"{weight.shape}")
-            if not np.isfinite(weight).all() or (weight < 0).any():
-                raise ValueError("sample_weight must be finite and non-negative")
-        weight = weight * self._class_weight(y)
-        if weight.sum() <= 0:
-            raise ValueError("sample_weight must have a positive sum, not weights that are "
-                             "all zero")
-        return (weight / weight.mean()).astype(np.float32)  # mean 1: lr stays meaningful
 
     def _class_weight(self, y):
         return 1.0
@@ -341,28 +343,15 @@ class S4Estimator(BaseEstimator):
                          columns_differ=self.input_scaling_.columns_differ_)
 
     def _network(self, data):
-        """The S4Model to train: new, or adapted from ``pretrained``."""
-        shape = self._data_shape(data)
-        if self.pretrained is None:
-            if self.finetune is not None:
-                raise ValueError("finetune needs a pretrained model: pass pretrained=")
-            self.pool_ = pooling(self._setting("pool"), shape)
-            self.difference_channels_ = difference_channels(self.difference_channels, shape)
-            network = new_network(
-                shape, network_settings(self.get_params(deep=False)), dropout=self.dropout,
-                dt_min=self.dt_min, dt_max=self.dt_max, pool=self.pool_,
-                differences=self.difference_channels_, norm=self._setting("norm"),
-                prenorm=self._setting("prenorm"))
-        else:
-            pretrained = load_pretrained(self.pretrained)
-            network = finetuned_network(
-                pretrained, shape, self._same_task(pretrained),
-                device=resolve_device(self.device), dropout=self.dropout,
-                method=self.finetune, warm_up=partial(self._warm_up, data=data))
-            self.pool_ = network.pool
-            self.difference_channels_ = network_difference_channels(network)
-        self.n_params_, self.n_trainable_params_ = parameter_counts(network)
-        return network
+        """The S4Model to train (new, or adapted from ``pretrained``); sets ``pool_``,
+        ``difference_channels_`` and the parameter counts."""
+        choice = network_to_train(
+            self._data_shape(data), self.get_params(deep=False), self._task(),
+            pool=self._setting("pool"), norm=self._setting("norm"),
+            prenorm=self._setting("prenorm"), warm_up=partial(self._warm_up, data=data))
+        self.pool_, self.difference_channels_ = choice.pool, choice.difference_channels
+        self.n_params_, self.n_trainable_params_ = parameter_counts(choice.network)
+        return choice.network
 
     def _warm_up(self, run, data):
         """Train ``run.network`` (a :class:`~s4learn.peft.WarmupRun`) on ``data``."""
@@ -403,19 +392,19 @@ class S4Estimator(BaseEstimator):
         return self
 
     def _train_split(self, validation_data):
-        if validation_data is not None:
-            X_val, y_val = validation_data
-            try:
-                X_val, lengths, y_val = check_sequences(self, X_val, y_val, reset=False,
-                                                        **self._target_check_params())
-                y_val = self._encode_targets(y_val, reset=False)
-            except ValueError as error:
-                raise ValueError(f"validation_data: {error}") from error
-            return predefined_split(Dataset(self._net_inputs(X_val, lengths), y_val))
-        if self.patience is None:
-            return None
-        return ValidSplit(self.validation_fraction, stratified=self._stratified_split,
-                          random_state=int(torch.randint(MAX_SEED, ()).item()))
+        """skorch's train split: the validation data given, a held-out fraction with
+        ``patience``, or None."""
+        if validation_data is None:
+            return held_out_split(self.patience, self.validation_fraction,
+                                  self._stratified_split)
+        X_val, y_val = validation_data
+        try:
+            X_val, lengths, y_val = check_sequences(self, X_val, y_val, reset=False,
+                                                    **self._target_check_params())
+            y_val = self._encode_targets(y_val, reset=False)
+        except ValueError as error:
+            raise ValueError(f"validation_data: {error}") from error
+        return predefined_split(Dataset(self._net_inputs(X_val, lengths), y_val))
 
     def _train_device(self, new_net):
         """The device that training runs on: the accelerator's, ``device``'s or net_'s."""
@@ -425,8 +414,9 @@ class S4Estimator(BaseEstimator):
 
     @classmethod
     def from_fitted_state(cls, parameters, attributes, network, history):
-        """The fitted estimator that ``parameters``, fitted ``attributes``, a trained
-        ``network`` and its ``history`` describe (as a model file holds them)."""
+        """The fitted estimator that ``parameters``, fitted ``attributes`` (its input
+        transform as ``input_scaling_``), a trained ``network`` and its ``history``
+        describe, as a model file holds them."""
         with warnings.catch_warnings():  # a file of 0.1 names parameters of 0.1
             warnings.simplefilter("ignore", FutureWarning)
             try:
@@ -434,14 +424,6 @@ class S4Estimator(BaseEstimator):
             except TypeError as error:  # persistence names them first
                 raise ValueError(f"a parameter that this version of s4learn does not "
                                  f"have: {error}") from None
-        attributes = dict(attributes)
-        if "differences_" in attributes:  # written by 0.1
-            differences = attributes.pop("differences_")
-            attributes["difference_channels_"] = {True: "linear", False: "none"}.get(
-                differences, differences)
-        attributes["input_scaling_"] = InputScaling.from_fitted_state(
-            estimator.missing, **{name: attributes.pop(name) for name in
-                                  ("scaling_", "input_mean_", "input_scale_")})
         for name, value in attributes.items():
             setattr(estimator, name, value)
         with torch.random.fork_rng(devices=[]):
@@ -458,40 +440,12 @@ class S4Estimator(BaseEstimator):
         """
         check_is_fitted(self)
         batch_size = check_value("predict_batch_size", self.predict_batch_size)
-        n_samples = count_samples(X)
-        if n_samples is None or n_samples <= batch_size:
-            return self._forward_batch(X)
-        if not (isinstance(X, SLICEABLE) or sp.issparse(X)):
-            X = np.asarray(X)
-        outputs = np.empty((n_samples, self._n_outputs()))
-        for start in range(0, n_samples, batch_size):
-            stop = min(start + batch_size, n_samples)
-            try:
-                outputs[start:stop] = self._forward_batch(_rows(X, start, stop))
-            except ValueError as error:  # name the samples: indices in messages are local
-                raise ValueError(f"samples {start} to {stop - 1} of X: {error}") from error
-        return outputs
+        return outputs_in_batches(self._forward_batch, X, batch_size, self._n_outputs())
 
     def _forward_batch(self, X):
         """Network outputs for a batch of samples; ValueError where they are not finite."""
         X, lengths = check_sequences(self, X, reset=False)
-        inputs = self._net_inputs(X, lengths)
-        if lengths is not None:  # batches of similar lengths, trimmed; order restored
-            order = np.argsort(lengths, kind="stable")
-            inputs = {"x": inputs["x"][order], "lengths": lengths[order]}
-        with torch.random.fork_rng(devices=[]), torch.no_grad():  # loaders draw a seed
-            outputs = self.net_.forward(inputs, device="cpu").numpy().astype(np.float64)
-        if lengths is not None:
-            outputs[order] = outputs.copy()
-        not_finite = ~np.isfinite(outputs).all(axis=1)
-        if not_finite.any():
-            largest = float(np.abs(inputs["x"]).max())
-            raise ValueError(
-                f"the network's outputs are not finite for {int(not_finite.sum())} of "
-                f"{len(outputs)} samples (the first is sample {int(np.argmax(not_finite))}): "
-                f"X is far outside the range of the training data (scaled values up to "
-                f"{largest:.3g}, where the training data are about 1); check X's units")
-        return outputs
+        return net_outputs(self.net_, self._net_inputs(X, lengths))
 
     def __sklearn_clone__(self):
         # a fitted pretrained model is data, not a sub-estimator: keep it as it is
@@ -499,60 +453,18 @@ class S4Estimator(BaseEstimator):
         params = self.get_params(deep=False)
         kept = {name: params.pop(name) for name in ("pretrained", "accelerator")}
         params = {name: clone(value, safe=False) for name, value in params.items()}
-        cloned = type(self)(**params, **kept)
-        if hasattr(self, "_legacy_settings"):
-            cloned._legacy_settings = dict(self._legacy_settings)
-        return cloned
+        return self._with_legacy_settings(type(self)(**params, **kept))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
 
-    # ------------------------------------------- training curves from net_.history
-    @property
-    def scaling_(self):
-        return self.input_scaling_.scaling_
-
-    @property
-    def input_mean_(self):
-        return self.input_scaling_.mean_
-
-    @property
-    def input_scale_(self):
-        return self.input_scaling_.scale_
-
-    @property
-    def loss_curve_(self):
-        return self._history_column("train_loss")
-
-    @property
-    def validation_scores_(self):
-        return self._history_column(self._valid_score_name, optional=True)
-
-    @property
-    def validation_loss_curve_(self):
-        return self._history_column("valid_loss", optional=True)
-
-    @property
-    def best_loss_(self):
-        losses = self.validation_loss_curve_ or self.loss_curve_
-        return min(loss for loss in losses if loss is not None)
-
-    def _history_column(self, key, optional=False):
-        """One value per epoch of ``net_.history``; with ``optional``, None where an
-        epoch lacks ``key``, and None instead of the list when every epoch lacks it."""
-        check_is_fitted(self)
-        values = [row.get(key) for row in self.net_.history]
-        if optional and all(value is None for value in values):
-            return None
-        return [None if value is None else float(value) for value in values]
-
 
 def constructor_arguments(estimator):
     """The keyword arguments that rebuild ``estimator``: its parameters, and the
     settings of 0.1 it was given (until they are removed)."""
-    return {**estimator.get_params(deep=False), **getattr(estimator, "_legacy_settings", {})}
+    return {**estimator.get_params(deep=False), **estimator.legacy_settings()}
 
 
 class S4Classifier(ClassifierMixin, S4Estimator):
@@ -636,8 +548,8 @@ class S4Classifier(ClassifierMixin, S4Estimator):
     def _n_outputs(self):
         return len(self.classes_)
 
-    def _same_task(self, pretrained):
-        return same_task(pretrained, classes=self.classes_)
+    def _task(self):
+        return {"classes": self.classes_}
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes); rows sum to 1."""
@@ -726,8 +638,8 @@ class S4Regressor(RegressorMixin, S4Estimator):
     def _n_outputs(self):
         return self.n_outputs_
 
-    def _same_task(self, pretrained):
-        return same_task(pretrained, n_outputs=self.n_outputs_)
+    def _task(self):
+        return {"n_outputs": self.n_outputs_}
 
     def predict(self, X):
         """Predicted targets: shape (n_samples,) for a 1-D ``y`` in fit, else 2-D."""
@@ -738,6 +650,43 @@ class S4Regressor(RegressorMixin, S4Estimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+def normalised_weights(sample_weight, n_samples, class_weight):
+    """Per-sample loss weights of mean 1 (so that ``lr`` keeps its meaning), float32:
+    ``sample_weight`` (None: all 1) times ``class_weight`` (a number or an array)."""
+    if sample_weight is None:
+        weight = np.ones(n_samples)
+    else:
+        weight = np.asarray(sample_weight, dtype=np.float64)
+        if weight.shape != (n_samples,):
+            raise ValueError(f"sample_weight must have shape ({n_samples},), got "
+                             f"{weight.shape}")
+        if not np.isfinite(weight).all() or (weight < 0).any():
+            raise ValueError("sample_weight must be finite and non-negative")
+    weight = weight * class_weight
+    if weight.sum() <= 0:
+        raise ValueError("sample_weight must have a positive sum, not weights that are "
+                         "all zero")
+    return (weight / weight.mean()).astype(np.float32)
+
+
+def outputs_in_batches(forward, X, batch_size, n_outputs):
+    """``forward`` (a batch of samples -> outputs) applied to ``X`` ``batch_size`` samples
+    at a time; a ValueError names the samples of the batch that raised it."""
+    n_samples = count_samples(X)
+    if n_samples is None or n_samples <= batch_size:
+        return forward(X)
+    if not (isinstance(X, SLICEABLE) or sp.issparse(X)):
+        X = np.asarray(X)
+    outputs = np.empty((n_samples, n_outputs))
+    for start in range(0, n_samples, batch_size):
+        stop = min(start + batch_size, n_samples)
+        try:
+            outputs[start:stop] = forward(_rows(X, start, stop))
+        except ValueError as error:  # name the samples: indices in messages are local
+            raise ValueError(f"samples {start} to {stop - 1} of X: {error}") from error
+    return outputs
 
 
 def count_samples(X):

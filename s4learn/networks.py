@@ -12,7 +12,9 @@ from sklearn.exceptions import NotFittedError
 
 from .modelfile import read_model_network, read_pickle, read_record
 from .nn import S4Model
+from .parameters import network_settings
 from .peft import count_merged_parameters, finetuning_network
+from .training import resolve_device
 
 LOCAL_MEMORY = 20  # steps the slowest channels remember at first with dt_min="auto"
 
@@ -25,6 +27,14 @@ class DataShape(NamedTuple):
     length: int  # steps of the longest training sequence
     is_image: bool
     columns_differ: bool  # a table whose columns differ in scale
+
+
+class NetworkChoice(NamedTuple):
+    """The network to train and what was chosen for it."""
+
+    network: S4Model
+    pool: str  # "mean" or "last"
+    difference_channels: str  # "none", "linear" or "log"
 
 
 class PretrainedModel(NamedTuple):
@@ -144,6 +154,33 @@ def finetuned_network(pretrained, shape, keep_head, *, device, dropout, method, 
     run = method.warmup_run(network)
     warmed_up = None if run is None else warm_up(run)
     return method.adapt(network, warmed_up)
+
+
+def network_to_train(shape, parameters, task, *, pool, norm, prenorm, warm_up):
+    """The :class:`NetworkChoice` for an estimator's ``parameters`` (a dict, as
+    ``get_params`` gives them) and data of ``shape``: a new network, or with
+    ``pretrained`` one adapted by ``finetune``.
+
+    ``task`` is ``{"classes": ...}`` or ``{"n_outputs": ...}`` (whether a pretrained
+    output layer fits, :func:`same_task`); ``warm_up`` trains a fine-tuning method's
+    warm-up run on the data.
+    """
+    if parameters["pretrained"] is None:
+        if parameters["finetune"] is not None:
+            raise ValueError("finetune needs a pretrained model: pass pretrained=")
+        pool = pooling(pool, shape)
+        differences = difference_channels(parameters["difference_channels"], shape)
+        network = new_network(
+            shape, network_settings(parameters), dropout=parameters["dropout"],
+            dt_min=parameters["dt_min"], dt_max=parameters["dt_max"], pool=pool,
+            differences=differences, norm=norm, prenorm=prenorm)
+        return NetworkChoice(network, pool, differences)
+    pretrained = load_pretrained(parameters["pretrained"])
+    network = finetuned_network(
+        pretrained, shape, same_task(pretrained, **task),
+        device=resolve_device(parameters["device"]), dropout=parameters["dropout"],
+        method=parameters["finetune"], warm_up=warm_up)
+    return NetworkChoice(network, network.pool, network_difference_channels(network))
 
 
 def parameter_counts(network):

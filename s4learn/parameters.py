@@ -23,6 +23,7 @@ answer ``--help`` at once.
 import math
 import numbers
 import textwrap
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -479,3 +480,40 @@ def _deprecation_message(name, deprecation):
         return (f"{name} was renamed {deprecation.replacement} in s4learn 0.2 and will be "
                 f"removed in 0.3; set {deprecation.replacement} instead")
     return f"{name} is deprecated in s4learn 0.2 and will be removed in 0.3: {reason}"
+
+
+class LegacyParameters:
+    """What an estimator does with the constructor keywords of 0.1, until 0.3.
+
+    Renamed ones set their replacement; removed ones are kept (``legacy_settings``),
+    honoured by ``fit`` (:meth:`_setting`) and carried over by ``clone``.
+    """
+
+    def _accept_deprecated(self, deprecated, caller_depth):
+        """Warn about each of ``deprecated`` at the caller ``caller_depth`` frames up."""
+        try:
+            current, legacy, messages = translate_deprecated(deprecated)
+        except TypeError as error:
+            raise TypeError(f"{type(self).__name__}.__init__() {error}") from None
+        for message in messages:
+            warnings.warn(message, FutureWarning, stacklevel=caller_depth + 1)
+        for name, value in current.items():
+            setattr(self, name, value)
+        if legacy:
+            self._legacy_settings = legacy
+
+    def legacy_settings(self):
+        """The removed settings of 0.1 this estimator was given, as a dict."""
+        return dict(getattr(self, "_legacy_settings", {}))
+
+    def _setting(self, name, default=None):
+        """A setting that was a parameter in 0.1: the value given, else ``default`` or
+        its fixed value."""
+        fixed = INTERNAL_DEFAULTS[name] if default is None else default
+        return self.legacy_settings().get(name, fixed)
+
+    def _with_legacy_settings(self, estimator):
+        """``estimator`` (a clone of this one) given this one's settings of 0.1."""
+        if self.legacy_settings():
+            estimator._legacy_settings = self.legacy_settings()
+        return estimator

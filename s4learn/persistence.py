@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
 from .estimators import S4Classifier, S4Regressor, constructor_arguments
+from .inputs import InputScaling
 from .modelfile import (
     ATTRIBUTE_PREFIX,
     ESTIMATOR_CLASSES,
@@ -154,7 +155,9 @@ def estimator_from_record(path, record, device):
     parameters = {key: decoder.decode(value) for key, value in record["parameters"].items()}
     parameters["device"] = _load_device(parameters.get("device", "auto"), device)
     _check_parameter_names(path, record, parameters)
-    attributes = {key: decoder.decode(value) for key, value in record["attributes"].items()}
+    attributes = _current_attributes(
+        {key: decoder.decode(value) for key, value in record["attributes"].items()},
+        parameters.get("missing", "error"))
     estimator = ESTIMATORS[name].from_fitted_state(
         parameters, attributes, build_network(decoder.decode(record["network"]), tensors),
         History(decoder.decode(record["history"])))
@@ -213,6 +216,20 @@ def _check_savable(estimator):
            for module in estimator.net_.module_.modules()):
         raise ValueError("the network holds fine-tuning adapters: call estimator.merge() "
                          "to fold them into plain weights before save_model")
+
+
+def _current_attributes(attributes, missing):
+    """A model file's attributes as the estimator holds them: the input transform as
+    ``input_scaling_``, and ``differences_`` (written by 0.1) as ``difference_channels_``."""
+    attributes = dict(attributes)
+    if "differences_" in attributes:
+        differences = attributes.pop("differences_")
+        attributes["difference_channels_"] = {True: "linear", False: "none"}.get(
+            differences, differences)
+    attributes["input_scaling_"] = InputScaling.from_fitted_state(
+        missing, **{name: attributes.pop(name)
+                    for name in ("scaling_", "input_mean_", "input_scale_")})
+    return attributes
 
 
 def _check_parameter_names(path, record, parameters):

@@ -20,7 +20,7 @@ import torch
 from sklearn.metrics import r2_score
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, EpochScoring, PrintLog, ProgressBar
-from skorch.dataset import unpack_data
+from skorch.dataset import ValidSplit, unpack_data
 from skorch.hf import AccelerateMixin
 from skorch.utils import to_tensor
 from torch import distributed as dist
@@ -522,6 +522,41 @@ class TrainingRun:
     def partial_fit(cls, new_net):
         """One epoch at the constant ``lr`` on every sample."""
         return cls(1, new_net=new_net, decay_lr=False, full_batches=False)
+
+
+def net_outputs(net, inputs):
+    """The net's outputs (n, n_outputs) float64 on the CPU for ``inputs`` (``{"x"[,
+    "lengths"]}``); ValueError where they are not finite.
+
+    Sequences of unequal lengths run in order of length, so that each batch is trimmed
+    to its longest, and the outputs are put back in the order of ``inputs``.
+    """
+    lengths = inputs.get("lengths")
+    if lengths is not None:
+        order = np.argsort(lengths, kind="stable")
+        inputs = {"x": inputs["x"][order], "lengths": lengths[order]}
+    with torch.random.fork_rng(devices=[]), torch.no_grad():  # loaders draw a seed
+        outputs = net.forward(inputs, device="cpu").numpy().astype(np.float64)
+    if lengths is not None:
+        outputs[order] = outputs.copy()
+    not_finite = ~np.isfinite(outputs).all(axis=1)
+    if not_finite.any():
+        largest = float(np.abs(inputs["x"]).max())
+        raise ValueError(
+            f"the network's outputs are not finite for {int(not_finite.sum())} of "
+            f"{len(outputs)} samples (the first is sample {int(np.argmax(not_finite))}): "
+            f"X is far outside the range of the training data (scaled values up to "
+            f"{largest:.3g}, where the training data are about 1); check X's units")
+    return outputs
+
+
+def held_out_split(patience, fraction, stratified):
+    """A :class:`~skorch.dataset.ValidSplit` of ``fraction`` when early stopping
+    (``patience``) needs validation data, else None; its seed is drawn from torch."""
+    if patience is None:
+        return None
+    return ValidSplit(fraction, stratified=stratified,
+                      random_state=int(torch.randint(MAX_SEED, ()).item()))
 
 
 def run_training(net, run, inputs, y, train_split):
