@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import torch
-from bench_timeseries import EARLIER_DEFAULTS  # beside this script
+from bench_timeseries import earlier_network  # beside this script
 
 from s4learn import S4Classifier
 from s4learn.streaming import StreamingPredictor
@@ -63,8 +63,8 @@ def main():
     torch.set_num_threads(1)
     rng = np.random.RandomState(0)
     X = rng.randn(64, LENGTH, CHANNELS).astype(np.float32)
-    model = S4Classifier(**EARLIER_DEFAULTS, max_epochs=1, device="cpu",
-                         random_state=0)
+    model = S4Classifier(pretrained=earlier_network(CHANNELS, 2), dropout=0.1, max_epochs=1,
+                         device="cpu", random_state=0)
     model.fit(X, (X[:, :, 0].sum(axis=1) > 0).astype(int))
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"1 thread; sequences of {LENGTH} steps, d_model=64, 4 layers, d_state=64\n")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._optional import import_extra
+from .extras import import_extra
 from .inputs import LUMINANCE_WEIGHTS
 
 TABLE_SUFFIXES = (".csv", ".parquet")

@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.nn import functional as F
 
-from ._optional import import_extra
+from .extras import import_extra
 from .nn import S4D
 
 

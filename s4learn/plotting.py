@@ -1,6 +1,6 @@
 """Figures of fitted estimators; needs matplotlib (``pip install "s4learn[plot]"``)."""
 
-from ._optional import import_extra
+from .extras import import_extra
 
 
 def plot_learning_curves(estimator, ax=None):

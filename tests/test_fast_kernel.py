@@ -116,7 +116,7 @@ def test_cached_prediction_equals_uncached():
     u = torch.randn(2, 50, 8)
     with torch.no_grad():
         first, second = layer(u), layer(u)
-        assert layer.kernel._cache is not None
+        assert layer.kernel.is_cached
     uncached = layer(u).detach()  # autograd enabled: no cache
     layer.mode = "plain"
     with torch.no_grad():
@@ -130,7 +130,7 @@ def test_cached_prediction_equals_uncached():
 def test_cache_only_without_autograd():
     kernel = S4DKernel(4, 8)
     kernel(20)
-    assert kernel._cache is None
+    assert not kernel.is_cached
     with torch.no_grad():
         K = kernel(20)
         assert kernel(20) is K
@@ -199,16 +199,16 @@ def test_cache_not_pickled_and_copies_work():
     u = torch.randn(1, 30, 8)
     with torch.no_grad():
         y = layer(u)
-    assert layer.kernel._cache is not None and layer._cache is not None
+    assert layer.kernel.is_cached and layer.is_cached
     buffer = io.BytesIO()
     torch.save(layer, buffer)
     buffer.seek(0)
     saved = torch.load(buffer, weights_only=False)  # a whole module, not only weights
     for clone in (saved, pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer)):
-        assert clone.kernel._cache is None and clone._cache is None
+        assert not clone.kernel.is_cached and not clone.is_cached
         with torch.no_grad():
             assert torch.equal(clone(u), y)
-    assert layer.kernel._cache is not None
+    assert layer.kernel.is_cached
 
 
 def test_layer_cache_dropped_after_optimizer_step():

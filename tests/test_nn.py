@@ -45,8 +45,8 @@ def test_step_follows_parameter_changes_and_pickles_without_its_cache():
         layer.kernel.log_dt.add_(0.5)  # an optimizer step, in place
         layer.D.mul_(2)
         assert relative_error(run_steps(layer, x), layer(x)) < 1e-4
-    assert layer._step_cache is not None
-    assert pickle.loads(pickle.dumps(layer))._step_cache is None
+    assert layer.is_step_cached
+    assert not pickle.loads(pickle.dumps(layer)).is_step_cached
     state = layer.default_state(1)
     y, _ = layer.train().step(x[:1, 0].requires_grad_(), state)
     y.sum().backward()  # with autograd the recurrence is built afresh, with gradients

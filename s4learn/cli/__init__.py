@@ -14,7 +14,7 @@ checkpoints and resume), :mod:`.prediction` (the ``predict`` command) and
 import importlib
 import sys
 
-from .._optional import MissingExtraError
+from ..extras import MissingExtraError
 from .arguments import build_parser
 from .errors import UsageError
 

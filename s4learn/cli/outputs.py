@@ -14,8 +14,8 @@ from sklearn.metrics import (
     r2_score,
 )
 
-from .._optional import import_extra
 from ..checkpoints import load_checkpoint
+from ..extras import import_extra
 from ..modelfile import read_record
 from ..persistence import read_model_file
 from .errors import UsageError

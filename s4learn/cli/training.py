@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from .._optional import import_extra
 from ..checkpoints import EpochCheckpoint, remove_stale_temporaries
 from ..estimators import S4Classifier, S4Regressor
+from ..extras import import_extra
 from ..peft import LoRA, SDLoRA
 from ..persistence import save_model
 from ..preprocessing import SequenceWindows

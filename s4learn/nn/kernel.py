@@ -122,6 +122,11 @@ class S4DKernel(nn.Module):
         self.mode = mode
         self._cache = None  # (key, kernel); never part of the state_dict or a pickle
 
+    @property
+    def is_cached(self):
+        """Whether a kernel computed without autograd is kept for the next call."""
+        return self._cache is not None
+
     def parameter_settings(self):
         """Optimizer settings of dt and A, ``{name: settings}``, for
         :func:`s4learn.nn.param_groups`: ``ssm_settings`` (no weight decay, ``lr``)."""

@@ -113,6 +113,16 @@ class S4D(nn.Module):
         self._step_cache = None  # (key, recurrence) for step, likewise
 
     @property
+    def is_cached(self):
+        """Whether the kernel spectrum of prediction is kept for the next call."""
+        return self._cache is not None
+
+    @property
+    def is_step_cached(self):
+        """Whether the recurrence of :meth:`step` is kept for the next step."""
+        return self._step_cache is not None
+
+    @property
     def mode(self):
         """``"fast"`` or ``"plain"``: the kernel's :attr:`S4DKernel.mode`."""
         return self.kernel.mode

@@ -30,7 +30,7 @@ def import_extra(module, extra, feature):
 
     Examples
     --------
-    >>> from s4learn._optional import import_extra
+    >>> from s4learn.extras import import_extra
     >>> import_extra("json", "none", "the example").__name__
     'json'
     """
