@@ -8,6 +8,7 @@ net and the one training routine).
 
 import inspect
 import math
+import numbers
 import warnings
 from functools import partial
 from typing import NamedTuple
@@ -41,6 +42,7 @@ from .training import (
     NetSettings,
     TrainingRun,
     build_net,
+    check_accelerator,
     held_out_split,
     net_outputs,
     own_torch_rng,
@@ -256,6 +258,11 @@ class S4Estimator(LegacyParameters, FittedSummaries, BaseEstimator):
         -------
         self
         """
+        if not (isinstance(checkpoint, dict) and "net" in checkpoint):
+            raise TypeError(f"checkpoint must be a checkpoint dict as "
+                            f"s4learn.checkpoints.load_checkpoint reads it; got "
+                            f"{type(checkpoint).__name__} (a path? read it with "
+                            f"load_checkpoint)")
         data = self._training_data(X, y, sample_weight, new_net=True)
         run = TrainingRun.resume(self._n_epochs(len(data.y)), checkpoint)
         return self._train(data, run, validation_data)
@@ -271,6 +278,8 @@ class S4Estimator(LegacyParameters, FittedSummaries, BaseEstimator):
         For a new net the input transform is fitted first (``input_scaling_``).
         """
         check_parameters(constructor_arguments(self))
+        if self.accelerator is not None:
+            check_accelerator(self.accelerator, self.precision)
         X, lengths, y = check_sequences(self, X, y, reset=new_net,
                                         **self._target_check_params())
         y = self._encode_targets(y, reset=new_net, classes=classes)
@@ -397,6 +406,9 @@ class S4Estimator(LegacyParameters, FittedSummaries, BaseEstimator):
         if validation_data is None:
             return held_out_split(self.patience, self.validation_fraction,
                                   self._stratified_split)
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise ValueError(f"validation_data must be a pair (X_val, y_val); got "
+                             f"{type(validation_data).__name__} {validation_data!r:.60}")
         X_val, y_val = validation_data
         try:
             X_val, lengths, y_val = check_sequences(self, X_val, y_val, reset=False,
@@ -533,7 +545,7 @@ class S4Classifier(ClassifierMixin, S4Estimator):
         if self.class_weight is None:
             return 1.0
         if isinstance(self.class_weight, dict):
-            class_weight = {self._class_index(label): weight
+            class_weight = {self._class_index(label): _class_weight_value(label, weight)
                             for label, weight in self.class_weight.items()}
         else:
             class_weight = self.class_weight
@@ -652,6 +664,14 @@ class S4Regressor(RegressorMixin, S4Estimator):
         return tags
 
 
+def _class_weight_value(label, weight):
+    """``weight`` as a float, if it is a finite number >= 0 (else ValueError)."""
+    if not (isinstance(weight, numbers.Real) and math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"class_weight must give each class a finite weight >= 0; got "
+                         f"{weight!r} for class {label!r}")
+    return float(weight)
+
+
 def normalised_weights(sample_weight, n_samples, class_weight):
     """Per-sample loss weights of mean 1 (so that ``lr`` keeps its meaning), float32:
     ``sample_weight`` (None: all 1) times ``class_weight`` (a number or an array)."""
@@ -665,9 +685,10 @@ def normalised_weights(sample_weight, n_samples, class_weight):
         if not np.isfinite(weight).all() or (weight < 0).any():
             raise ValueError("sample_weight must be finite and non-negative")
     weight = weight * class_weight
-    if weight.sum() <= 0:
+    if not weight.max(initial=0) > 0:
         raise ValueError("sample_weight must have a positive sum, not weights that are "
                          "all zero")
+    weight = weight / weight.max()  # in [0, 1] first: a mean of huge weights overflows
     return (weight / weight.mean()).astype(np.float32)
 
 

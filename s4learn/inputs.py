@@ -108,14 +108,21 @@ def _check_array(estimator, X, y, reset, input_type, image_layout, sequence_layo
     X = _as_array_or_frame(X)
     is_uint8 = getattr(X, "dtype", None) == np.uint8
     sample_shape = tuple(X.shape[1:])
-    if not reset:
-        _check_sample_shape(estimator, sample_shape)
+    other_length = not reset and _check_sample_shape(estimator, sample_shape,
+                                                     input_type, sequence_layout)
     if X.ndim > 2:
         X = X.reshape(X.shape[0], -1)  # validated as a table, one column per value
     check_params = {"dtype": "numeric", "ensure_min_samples": 1,
                     "ensure_all_finite": "allow-nan", **check_params}
-    validated = validate_data(estimator, X, y, reset=reset, **check_params)
-    X, y = validated if isinstance(validated, tuple) else (validated, None)
+    if other_length:  # sequences of another length: their number of values differs
+        target_params = {key: check_params.pop(key) for key in ("multi_output", "y_numeric")
+                         if key in check_params}
+        X = check_array(X, **check_params)
+        no_targets = isinstance(y, str) and y == "no_validation"
+        y = None if no_targets else _check_targets(y, len(X), **target_params)
+    else:
+        validated = validate_data(estimator, X, y, reset=reset, **check_params)
+        X, y = validated if isinstance(validated, tuple) else (validated, None)
     if reset:
         estimator.input_shape_ = sample_shape
     X = X.reshape((X.shape[0], *sample_shape))
@@ -137,7 +144,35 @@ def _pixel_scale(estimator, X, input_type, is_uint8, reset):
     is_image = input_type == "image" or (input_type == "auto" and X.ndim == 4)
     if reset:
         estimator.pixel_scale_ = 255.0 if is_image and is_uint8 else 1.0
+    if is_image:
+        _check_pixel_range(estimator, X, reset)
     return getattr(estimator, "pixel_scale_", 255.0 if is_uint8 else 1.0)
+
+
+def _check_pixel_range(estimator, X, reset):
+    """Record the range of the pixels in fit (``pixel_range_``); at predict, refuse
+    pixels on another scale: divided by 255 where fit had 0..255, or the reverse."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = float(np.nanmin(X)), float(np.nanmax(X))
+    if reset:
+        estimator.pixel_range_ = (low, high)
+        return
+    fitted = getattr(estimator, "pixel_range_", None)
+    if fitted is None:  # a model saved before the range was recorded
+        return
+    fitted_low, fitted_high = fitted
+    if fitted_high > 1.5 and high <= 1.0 and high > low:
+        raise ValueError(f"X holds pixels from {low:g} to {high:g}, but the model was "
+                         f"fitted on pixels from {fitted_low:g} to {fitted_high:g}: X looks "
+                         f"divided by 255 already; pass the pixels on the scale of fit")
+    if fitted_high <= 1.0 and high > 1.5:
+        raise ValueError(f"X holds pixels up to {high:g}, but the model was fitted on "
+                         f"pixels from {fitted_low:g} to {fitted_high:g}: divide X by 255 "
+                         f"as the training images were")
+    if fitted_low >= 0 and low < 0:
+        raise ValueError(f"X holds negative pixels (down to {low:g}), but the model was "
+                         f"fitted on pixels from {fitted_low:g} to {fitted_high:g}")
 
 
 def _check_file_sequences(estimator, X, y, reset, sequence_layout, check_params):
@@ -163,8 +198,11 @@ def _check_file_sequences(estimator, X, y, reset, sequence_layout, check_params)
 def _check_ragged(estimator, X, y, reset, sequence_layout, check_params):
     """Validate a list of per-sample sequences; return them padded (n, L, C) and y."""
     samples = [_numeric_sample(x, i) for i, x in enumerate(X)]
+    if not reset:
+        _check_rows_of_a_table(estimator, samples)
     if reset:  # no fixed sample shape: forget those of an earlier fit
-        for name in ("input_shape_", "n_features_in_", "feature_names_in_", "pixel_scale_"):
+        for name in ("input_shape_", "n_features_in_", "feature_names_in_", "pixel_scale_",
+                     "pixel_range_"):
             estimator.__dict__.pop(name, None)
     if {x.ndim for x in samples} == {2}:
         samples = _ragged_axes(samples, sequence_layout)
@@ -184,6 +222,18 @@ def _check_ragged(estimator, X, y, reset, sequence_layout, check_params):
     if (lengths == lengths[0]).all():
         lengths = None
     return padded, lengths, (None if isinstance(y, str) else y)
+
+
+def _check_rows_of_a_table(estimator, samples):
+    """ValueError where a model fitted on a table gets rows of other numbers of values."""
+    fitted = getattr(estimator, "input_shape_", None)
+    if fitted is None or len(fitted) != 1:
+        return
+    sizes = sorted({x.size for x in samples} - {fitted[0]})
+    if sizes:
+        raise ValueError(f"X has rows of {sizes[:5]} values, but {type(estimator).__name__} "
+                         f"was fitted on a table of {fitted[0]} columns: every row must "
+                         f"have {fitted[0]} values")
 
 
 def _numeric_sample(x, index):
@@ -349,7 +399,7 @@ def columns_differ_in_scale(X):
     if isinstance(X, FileSequences):
         std = np.sqrt(X.column_statistics()[1][..., 0])
     else:
-        std = np.nanstd(X[..., 0], axis=0)
+        std = np.nanstd(X[..., 0].astype(np.float64), axis=0)  # float32 squares overflow
     std = std[std > 0]
     return bool(std.size) and std.max() > COLUMN_SCALE_RATIO * np.median(std)
 
@@ -365,7 +415,7 @@ def fit_scaling(X, lengths, scaling):
     """
     if isinstance(X, FileSequences):
         return _file_scaling(X, scaling)
-    values = _padding_as_nan(X, lengths)
+    values = _padding_as_nan(X, lengths).astype(np.float64)  # float32 squares overflow
     if scaling == "series":
         values = _standardise_series(values)
     axis = {"column": 0, "channel": (0, 1)}.get(scaling)
@@ -373,8 +423,8 @@ def fit_scaling(X, lengths, scaling):
         return np.zeros(X.shape[-1], np.float32), np.ones(X.shape[-1], np.float32)
     with warnings.catch_warnings():  # a channel with no value at all: mean 0, scale 1
         warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(values, axis=axis, dtype=np.float64)
-        scale = np.nanstd(values, axis=axis, dtype=np.float64)
+        mean = np.nanmean(values, axis=axis)
+        scale = np.nanstd(values, axis=axis)
     return (np.nan_to_num(mean).astype(np.float32),
             np.where(scale > 0, scale, 1.0).astype(np.float32))
 
@@ -511,7 +561,9 @@ def _padding_as_nan(X, lengths):
 
 
 def _standardise_series(X):
-    """Each sequence's channels to mean 0 and standard deviation 1 over its own steps."""
+    """Each sequence's channels to mean 0 and standard deviation 1 over its own steps,
+    computed in float64 (float32 squares overflow above about 1.8e19)."""
+    X = X.astype(np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(X, axis=1, keepdims=True)
@@ -580,11 +632,22 @@ def _check_numeric_columns(frame):
                          f"ColumnTransformer")
 
 
-def _check_sample_shape(estimator, sample_shape):
+def _check_sample_shape(estimator, sample_shape, input_type="auto", sequence_layout="auto"):
+    """ValueError where samples of ``sample_shape`` do not fit the model; True where
+    they are sequences of another length than in fit (which they may be).
+
+    A table's rows and an image's pixels must be as in fit; a sequence may have any
+    number of steps, with the channels it had.
+    """
     fitted = getattr(estimator, "input_shape_", None)
     if fitted is None:  # fitted on sequences of unequal lengths
-        return
-    if sample_shape and sample_shape != fitted and max(len(fitted), len(sample_shape)) > 1:
-        raise ValueError(f"X has samples of shape {sample_shape}, but "
-                         f"{type(estimator).__name__} was fitted on samples of shape "
-                         f"{fitted}")
+        return False
+    if not sample_shape or sample_shape == fitted or max(len(fitted), len(sample_shape)) < 2:
+        return False
+    time_axis = 1 if sequence_layout == "NCL" else 0
+    if len(fitted) == len(sample_shape) == 2 and input_type != "image" and \
+            fitted[1 - time_axis] == sample_shape[1 - time_axis]:
+        return True
+    raise ValueError(f"X has samples of shape {sample_shape}, but "
+                     f"{type(estimator).__name__} was fitted on samples of shape "
+                     f"{fitted}")

@@ -14,9 +14,11 @@ estimator into a record and back, and :func:`read_model_network` gives the netwo
 alone (for ``pretrained=``).
 """
 
+import hashlib
 import json
 import math
 import os
+import warnings
 
 import joblib
 import numpy as np
@@ -32,6 +34,7 @@ FORMAT_VERSION = 2  # the newest version this s4learn reads
 ESTIMATOR_FORMAT_VERSION = 1  # written for a bare estimator, so older s4learn reads it
 PIPELINE_FORMAT_VERSION = 2  # a Pipeline of preprocessing steps and an estimator
 METADATA_KEY = "s4learn"
+CHECKSUM_KEY = "tensor_sha256"  # of the tensor payload, in the record
 ESTIMATOR_CLASSES = ("S4Classifier", "S4Regressor")
 NETWORK_PREFIX = "network."
 ATTRIBUTE_PREFIX = "attributes."
@@ -41,7 +44,9 @@ OLD_NETWORK_DEFAULTS = {"tie_dropout": False, "norm": "layer", "differences": Fa
 
 
 def write_model_file(path, record, tensors):
-    """Write ``record`` (JSON-able) and ``tensors`` to ``path``, atomically."""
+    """Write ``record`` (JSON-able) and ``tensors`` to ``path``, atomically, with the
+    checksum of the tensors in the record (``"tensor_sha256"``)."""
+    record = {**record, CHECKSUM_KEY: tensor_checksum(tensors)}
     metadata = {METADATA_KEY: json.dumps(record, allow_nan=False)}
     with atomic_write(path) as file:
         file.write(safetensors_bytes(tensors, metadata=metadata))
@@ -73,15 +78,28 @@ def read_record(path):
     return record
 
 
-def read_tensors(path):
-    """Every tensor of the model file ``path``, on the CPU."""
-    with safe_open(path, framework="pt", device="cpu") as file:
-        return {key: file.get_tensor(key) for key in file.keys()}
+def read_tensors(path, record):
+    """Every tensor of the model file ``path``, on the CPU, checked against the checksum
+    in its ``record`` (files written before checksums were recorded have none)."""
+    try:
+        with safe_open(path, framework="pt", device="cpu") as file:
+            tensors = {key: file.get_tensor(key) for key in file.keys()}
+    except (SafetensorError, RuntimeError, ValueError) as error:
+        raise ValueError(f"{os.fspath(path)!r} is corrupt: its tensors cannot be read "
+                         f"({error})") from None
+    expected = record.get(CHECKSUM_KEY)
+    if expected is not None and tensor_checksum(tensors) != expected:
+        raise ValueError(f"{os.fspath(path)!r} is corrupt: its tensors do not match the "
+                         f"checksum recorded when it was written")
+    return tensors
 
 
 def read_pickle(path, allow_pickle):
     """A joblib/pickle file's object, read only with ``allow_pickle``: it can run code."""
     if allow_pickle:
+        warnings.warn(f"loading {os.fspath(path)!r} as a pickle (allow_pickle=True): a "
+                      f"pickle runs the code it names, so load only files you trust",
+                      UserWarning, stacklevel=3)
         return joblib.load(path)
     raise ValueError(
         f"{os.fspath(path)!r} is not an s4learn model file (as written by "
@@ -93,9 +111,10 @@ def read_pickle(path, allow_pickle):
 
 def read_model_network(path):
     """``(network, attributes)`` of a model file: the S4Model and the fitted attributes."""
-    record, tensors = read_record(path), read_tensors(path)
+    record = read_record(path)
+    tensors = read_tensors(path, record)
     decoder = RecordDecoder(tensors)
-    network = build_network(decoder.decode(record["network"]), tensors)
+    network = build_network(decoder.decode(record["network"]), tensors, path)
     attributes = {name: decoder.decode(value) for name, value in record["attributes"].items()}
     return network, attributes
 
@@ -119,15 +138,61 @@ def network_config(network):
     return config
 
 
-def build_network(config, tensors):
-    """The S4Model of ``config`` (:func:`network_config`) with the file's weights."""
+def build_network(config, tensors, path):
+    """The S4Model of ``config`` (:func:`network_config`) with the file's weights.
+
+    The architecture is first built on torch's "meta" device, which allocates nothing,
+    and its tensor shapes compared with those the file holds: a header that asks for
+    more than the file contains is refused before any memory is allocated.
+    """
     config = {**OLD_NETWORK_DEFAULTS, **config}
-    with torch.random.fork_rng(devices=[]):  # its random weights are overwritten
-        network = S4Model(**config)
     state = {key[len(NETWORK_PREFIX):]: tensor for key, tensor in tensors.items()
              if key.startswith(NETWORK_PREFIX)}
+    _check_sizes(config, sum(tensor.numel() for tensor in state.values()), path)
+    try:
+        with torch.device("meta"):
+            skeleton = S4Model(**config)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{os.fspath(path)!r} is corrupt: the network in its header "
+                         f"cannot be built ({error})") from None
+    expected = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
+    if expected != {key: tuple(value.shape) for key, value in state.items()}:
+        raise ValueError(f"{os.fspath(path)!r} is corrupt: the network in its header does "
+                         f"not match the tensors the file holds")
+    with torch.random.fork_rng(devices=[]):  # its random weights are overwritten
+        network = S4Model(**config)
     network.load_state_dict(state)
     return network
+
+
+def _check_sizes(config, n_values, path):
+    """ValueError where the header's sizes need more values than the file's tensors hold.
+
+    Each S4D layer holds at least ``d_model * d_state`` values (A and C), the encoder
+    ``d_model * d_input`` and the decoder ``d_output * d_model``; the initial A of a
+    layer is computed off the meta device, so this bound comes first.
+    """
+    sizes = [config.get(name) for name in ("d_model", "d_state", "n_layers", "d_input",
+                                          "d_output")]
+    if not all(isinstance(size, int) and size >= 0 for size in sizes):
+        raise ValueError(f"{os.fspath(path)!r} is corrupt: the sizes of the network in its "
+                         f"header are not counts ({sizes})")
+    d_model, d_state, n_layers, d_input, d_output = sizes
+    needed = max(d_model * d_state * n_layers, d_model * d_input, d_model * d_output)
+    if needed > n_values:
+        raise ValueError(f"{os.fspath(path)!r} is corrupt: the network in its header does "
+                         f"not match the tensors the file holds (it needs at least {needed} "
+                         f"values, the file holds {n_values})")
+
+
+def tensor_checksum(tensors):
+    """SHA-256 of the tensors' names, dtypes, shapes and bytes, in the order of names."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def fitted_attributes(model):

@@ -36,13 +36,21 @@ from .modelfile import (
     s4learn_version,
     write_model_file,
 )
-from .parameters import DEPRECATED
+from .parameters import DEPRECATED, check_parameters
 from .peft import AdaptedS4DKernel, LoRALinear
 from .preprocessing import SequenceWindows
 
 # the preprocessing steps a model file may hold before the estimator
 STEP_CLASSES = {"SequenceWindows": SequenceWindows}
 ESTIMATORS = {"S4Classifier": S4Classifier, "S4Regressor": S4Regressor}
+# what a model file may set on the estimator: the fitted attributes of both estimators
+# (differences_ as 0.1 wrote it); anything else in a file is refused
+FITTED_ATTRIBUTES = {
+    "classes_", "n_outputs_", "y_ndim_", "target_mean_", "target_scale_", "n_features_in_",
+    "feature_names_in_", "input_shape_", "n_channels_in_", "n_timepoints_", "pixel_scale_",
+    "pixel_range_",
+    "scaling_", "input_mean_", "input_scale_", "pool_", "difference_channels_",
+    "differences_", "n_epochs_", "n_params_", "n_trainable_params_", "torch_rng_state_"}
 
 
 def save_model(estimator, path):
@@ -62,6 +70,10 @@ def save_model(estimator, path):
     path : str or path-like
         Destination file.
     """
+    if os.path.isdir(path):
+        example = os.path.join(os.fspath(path), "model.safetensors")
+        raise ValueError(f"{os.fspath(path)!r} is a folder: save_model writes one file; "
+                         f"give its path, such as {example!r}")
     steps, estimator = _pipeline_steps(estimator)
     _check_savable(estimator)
     network = estimator.net_.module_
@@ -119,6 +131,11 @@ def load_model(path, *, allow_pickle=False, device=None):
         If ``path`` is not an s4learn model file (or a pickle without
         ``allow_pickle=True``), or was written by a newer version of the format.
     """
+    if not os.path.isfile(path):
+        raise ValueError(f"{os.fspath(path)!r} is not a file: load_model reads a model file "
+                         f"written by s4learn.save_model")
+    if device is not None:
+        check_parameters({"device": device})
     model = read_model_file(path, allow_pickle, device)
     estimator = model[-1] if isinstance(model, Pipeline) else model
     if type(estimator).__name__ not in ESTIMATOR_CLASSES or not hasattr(estimator, "net_"):
@@ -150,17 +167,18 @@ def estimator_from_record(path, record, device):
     name = record["estimator"]
     if name not in ESTIMATOR_CLASSES:
         raise ValueError(f"{os.fspath(path)!r} holds an unknown estimator class {name!r}")
-    tensors = read_tensors(path)
+    tensors = read_tensors(path, record)
     decoder = RecordDecoder(tensors)
     parameters = {key: decoder.decode(value) for key, value in record["parameters"].items()}
     parameters["device"] = _load_device(parameters.get("device", "auto"), device)
     _check_parameter_names(path, record, parameters)
+    _check_attribute_names(path, record["attributes"])
     attributes = _current_attributes(
         {key: decoder.decode(value) for key, value in record["attributes"].items()},
         parameters.get("missing", "error"))
+    network = build_network(decoder.decode(record["network"]), tensors, path)
     estimator = ESTIMATORS[name].from_fitted_state(
-        parameters, attributes, build_network(decoder.decode(record["network"]), tensors),
-        History(decoder.decode(record["history"])))
+        parameters, attributes, network, History(decoder.decode(record["history"])))
     if "steps" in record:
         return _decode_pipeline(record, estimator, decoder)
     return estimator
@@ -216,6 +234,14 @@ def _check_savable(estimator):
            for module in estimator.net_.module_.modules()):
         raise ValueError("the network holds fine-tuning adapters: call estimator.merge() "
                          "to fold them into plain weights before save_model")
+
+
+def _check_attribute_names(path, attributes):
+    unknown = sorted(set(attributes) - FITTED_ATTRIBUTES)
+    if unknown:
+        raise ValueError(f"{os.fspath(path)!r} sets attributes that no fitted s4learn "
+                         f"estimator has: {unknown[:5]}; it was not written by "
+                         f"s4learn.save_model, or it was changed")
 
 
 def _current_attributes(attributes, missing):

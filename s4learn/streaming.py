@@ -58,6 +58,10 @@ class StreamingPredictor:
             raise ValueError("a bidirectional model cannot predict from a stream: its "
                              "output at step t reads the steps after t. Fit it with "
                              "bidirectional=False to stream")
+        if estimator.input_scaling_.n_channels_added:
+            raise ValueError("a model fitted with missing='mask' cannot predict from a "
+                             "stream: its inputs gain indicator channels from NaN. Fit it "
+                             "with missing='error' to stream")
         if not estimator.input_scaling_.steps_independent:
             raise ValueError(f"a model fitted with scaling={estimator.scaling_!r} cannot "
                              f"predict from a stream: it scales a step by its position "

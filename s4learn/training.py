@@ -480,7 +480,20 @@ def standard_callbacks(valid_score, score_name, patience, verbose, extra=()):
             monitor="valid_loss", patience=patience, load_best=True)))
     if verbose and sys.stderr.isatty():
         callbacks.append(("progress_bar", ProgressBar()))
-    return callbacks + copy.deepcopy(list(extra or []))
+    return callbacks + copy.deepcopy([check_callback(entry) for entry in extra or []])
+
+
+def check_callback(entry):
+    """``entry`` if it is a skorch callback (or its class) or a ``(name, callback)``
+    pair; TypeError naming what it is otherwise."""
+    callback = entry[1] if isinstance(entry, tuple) and len(entry) == 2 and \
+        isinstance(entry[0], str) else entry
+    is_callback = isinstance(callback, Callback) or (
+        isinstance(callback, type) and issubclass(callback, Callback))
+    if not is_callback:
+        raise TypeError(f"callbacks must hold skorch callbacks or (name, callback) pairs; "
+                        f"got {entry!r} ({type(entry).__name__})")
+    return entry
 
 
 @dataclass(frozen=True)

@@ -170,3 +170,117 @@ def test_a_fit_with_the_names_of_0_1_equals_one_with_the_new_names():
     new = S4Classifier(**settings, layout="NCL", difference_channels="linear")
     np.testing.assert_array_equal(old.fit(X, y).predict_proba(X),
                                   new.fit(X, y).predict_proba(X))
+
+
+def test_values_near_the_float32_limit_are_standardised_without_overflow():
+    rng = np.random.RandomState(0)
+    X = rng.randn(80, 12).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    settings = dict(TINY, max_epochs=4)
+    plain = S4Classifier(**settings).fit(X, y)
+    huge = S4Classifier(**settings).fit(X * np.float32(1e20), y)  # squares overflow float32
+    assert np.isfinite(huge.input_scale_).all() and huge.input_scale_[0] > 1e19
+    np.testing.assert_array_equal(huge.predict(X * np.float32(1e20)), plain.predict(X))
+    one_column, thousandfold = X.copy(), X.copy()
+    one_column[:, 3] *= np.float32(1e20)
+    thousandfold[:, 3] *= 1000
+    first = S4Classifier(**settings).fit(one_column, y).predict(one_column)
+    second = S4Classifier(**settings).fit(thousandfold, y).predict(thousandfold)
+    np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("weights, label", [({0: -1.0, 1: 2.0}, "-1.0 for class 0"),
+                                            ({0: 1.0, 1: float("nan")}, "nan for class 1"),
+                                            ({0: "a", 1: 1.0}, "'a' for class 0")])
+def test_class_weights_that_are_negative_or_not_finite_are_refused(data, weights, label):
+    with pytest.raises(ValueError, match=f"class_weight must give each class a finite "
+                                         f"weight >= 0; got {label}"):
+        S4Classifier(**TINY, class_weight=weights).fit(*data)
+
+
+def test_huge_sample_weights_train_as_equal_weights(data):
+    X, y = data
+    equal = S4Classifier(**TINY).fit(X, y)
+    huge = S4Classifier(**TINY).fit(X, y, sample_weight=np.full(len(y), 1e308))
+    np.testing.assert_array_equal(huge.predict_proba(X), equal.predict_proba(X))
+
+
+def test_a_table_model_refuses_rows_of_other_sizes(classifier):
+    rng = np.random.RandomState(0)
+    with pytest.raises(ValueError, match=r"X has rows of \[10, 14\] values, but S4Classifier "
+                                         r"was fitted on a table of 12 columns"):
+        classifier.predict([rng.randn(10), rng.randn(14)])
+
+
+def test_a_sequence_model_predicts_sequences_of_any_length():
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 30, 1)
+    model = S4Classifier(**TINY).fit(X, (X[:, :, 0].mean(axis=1) > 0).astype(int))
+    longer = rng.randn(5, 50, 1)
+    np.testing.assert_array_equal(model.predict_proba(longer),
+                                  model.predict_proba(list(longer)))
+    for x, row in zip(longer, model.predict_proba(longer)):  # one by one: the same
+        np.testing.assert_allclose(model.predict_proba(x[None, :20])[0],
+                                   model.predict_proba(list(x[None, :20]))[0])
+        np.testing.assert_allclose(model.predict_proba(x[None])[0], row, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"X has samples of shape \(50, 2\), but S4Classifier "
+                                         r"was fitted on samples of shape \(30, 1\)"):
+        model.predict(rng.randn(5, 50, 2))
+
+
+@pytest.fixture(scope="module")
+def image_models():
+    rng = np.random.RandomState(0)
+    pixels = rng.randint(0, 256, size=(40, 6, 6, 1)).astype(np.uint8)
+    y = (pixels[:, :3].mean(axis=(1, 2, 3)) > 127).astype(int)
+    on_uint8 = S4Classifier(**TINY).fit(pixels, y)
+    on_unit_range = S4Classifier(**TINY).fit(pixels / np.float32(255), y)
+    return pixels, on_uint8, on_unit_range
+
+
+def test_images_on_another_pixel_scale_than_in_fit_are_refused(image_models):
+    pixels, on_uint8, on_unit_range = image_models
+    assert on_uint8.pixel_range_ == (0.0, 255.0)
+    np.testing.assert_array_equal(on_uint8.predict_proba(pixels.astype(np.float64)),
+                                  on_uint8.predict_proba(pixels))  # floats 0..255: fine
+    with pytest.raises(ValueError, match="looks divided by 255 already"):
+        on_uint8.predict(pixels / np.float32(255))
+    with pytest.raises(ValueError, match="divide X by 255 as the training images were"):
+        on_unit_range.predict(pixels)
+    with pytest.raises(ValueError, match="X holds negative pixels"):
+        on_uint8.predict(pixels.astype(np.float32) - 128)
+
+
+def test_unclear_errors_name_the_problem(data, classifier, tmp_path):
+    X, y = data
+    with pytest.raises(TypeError, match=r"callbacks must hold skorch callbacks or \(name, "
+                                        r"callback\) pairs; got 42"):
+        S4Classifier(**TINY, callbacks=[42]).fit(X, y)
+    with pytest.raises(TypeError, match="accelerator must be an accelerate.Accelerator or "
+                                        "None, got int"):
+        S4Classifier(**TINY, accelerator=42).fit(X, y)
+    with pytest.raises(ValueError, match=r"validation_data must be a pair \(X_val, y_val\); "
+                                         r"got tuple"):
+        S4Classifier(**TINY).fit(X, y, validation_data=(X,))
+    with pytest.raises(TypeError, match="checkpoint must be a checkpoint dict .* got str "
+                                        r"\(a path\? read it with load_checkpoint\)"):
+        S4Classifier(**TINY).resume_fit(X, y, "last.pt")
+    with pytest.raises(ValueError, match="is a folder: save_model writes one file"):
+        save_model(classifier, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no temporary file left beside it
+    with pytest.raises(ValueError, match="is not a file: load_model reads a model file"):
+        load_model(tmp_path)
+    save_model(classifier, tmp_path / "model.safetensors")
+    with pytest.raises(InvalidParameterError, match="device must be 'auto' or a torch device"):
+        load_model(tmp_path / "model.safetensors", device="foo")
+
+
+def test_a_model_with_missing_indicators_is_refused_by_the_stream():
+    from s4learn.streaming import StreamingPredictor
+
+    X = np.random.RandomState(0).randn(30, 10, 1)
+    X[0, 3] = np.nan
+    model = S4Classifier(**TINY, missing="mask").fit(X, np.arange(30) % 2)
+    with pytest.raises(ValueError, match="a model fitted with missing='mask' cannot predict "
+                                         "from a stream"):
+        StreamingPredictor(model)

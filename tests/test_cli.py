@@ -910,3 +910,29 @@ def test_parquet_without_pyarrow_fails_before_training(tmp_path, table, capsys,
     assert capsys.readouterr().err == ('s4learn: error: --format parquet needs pyarrow: '
                                        'pip install "s4learn[parquet]"\n')
     assert sorted(path.name for path in tmp_path.iterdir()) == ["weather.csv"]
+
+
+def test_predict_reads_the_model_columns_by_name_in_any_order(tmp_path, table, capsys):
+    assert run(tmp_path, "train", "--dataset", table, "--dependent_variable", "load",
+               "--independent_variables", "temp", "wind", "rain", *TINY) == 0
+    outputs = tmp_path / "s4learn_runs" / "s4model_predictions.csv"
+    assert run(tmp_path, "predict", "--dataset", table) == 0
+    in_order = pd.read_csv(outputs)["y_pred"]
+    assert run(tmp_path, "predict", "--dataset", table, "--overwrite",
+               "--independent_variables", "rain", "temp", "wind") == 0
+    np.testing.assert_array_equal(pd.read_csv(outputs)["y_pred"], in_order)
+    capsys.readouterr()
+    assert run(tmp_path, "predict", "--dataset", table, "--overwrite",
+               "--independent_variables", "temp", "temp", "wind") == 2
+    assert capsys.readouterr().err == ("s4learn: error: --independent_variables names "
+                                       "'temp' more than once\n")
+
+
+@pytest.mark.parametrize("name", ["", ".hidden", "runs/model"])
+def test_model_names_that_are_not_plain_file_names_are_refused(tmp_path, name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run(tmp_path, "train", "--model_name", name)
+    assert exit_info.value.code == 2
+    assert "argument --model_name: expected a file name without folders" in \
+        capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -17,6 +17,7 @@ from s4learn.inputs import InputScaling
 from s4learn.modelfile import FORMAT_VERSION, fitted_attributes
 from s4learn.networks import load_pretrained
 from s4learn.peft import LoRA
+from s4learn.persistence import FITTED_ATTRIBUTES, estimator_attributes
 
 TINY = dict(d_model=8, n_layers=1, d_state=8, dt_min=0.01, dt_max=1.0, max_epochs=2,
             random_state=0)
@@ -222,3 +223,52 @@ def test_pickles_load_with_opt_in(trap, classifier, table):
     marker.unlink()
     network, _ = load_pretrained(path, allow_pickle=True)
     assert marker.exists() and network.d_input == 1
+
+
+def test_a_flipped_bit_in_the_tensors_is_reported_as_corruption(classifier, tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_model(classifier, path)
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x10  # a bit of the last tensor's bytes
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"model.safetensors' is corrupt: its tensors do not "
+                                         r"match the checksum"):
+        load_model(path)
+
+
+def test_a_header_asking_for_a_huge_network_is_refused_before_allocating(classifier,
+                                                                         tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_model(classifier, path)
+
+    def huge(record):
+        record["network"]["dict"]["d_model"] = 10**9  # a network of terabytes
+
+    rewrite_record(path, huge)
+    with pytest.raises(ValueError, match="is corrupt: the network in its header does not "
+                                         "match the tensors the file holds"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("name", ["predict", "classes", "__class__"])
+def test_attributes_outside_the_fitted_ones_are_refused(classifier, tmp_path, name):
+    path = tmp_path / "model.safetensors"
+    save_model(classifier, path)
+    rewrite_record(path, lambda record: record["attributes"].update({name: 1}))
+    with pytest.raises(ValueError, match=rf"sets attributes that no fitted s4learn estimator "
+                                         rf"has: \['{name}'\]"):
+        load_model(path)
+
+
+def test_every_fitted_attribute_may_be_saved(classifier, tmp_path):
+    regressor = S4Regressor(**TINY).fit(np.random.RandomState(0).randn(30, 6),
+                                        np.arange(30.0))
+    for model in (classifier, regressor):
+        assert set(estimator_attributes(model)) <= FITTED_ATTRIBUTES
+
+
+def test_loading_a_pickle_with_the_opt_in_warns(trap):
+    path, _ = trap
+    with pytest.warns(UserWarning, match="as a pickle .allow_pickle=True.: a pickle runs the "
+                                         "code it names"):
+        load_model(path, allow_pickle=True)

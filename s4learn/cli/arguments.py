@@ -54,6 +54,15 @@ def positive_int(text):
     return value
 
 
+def file_name(text):
+    """A name for the files a command writes: not empty, not hidden, no folders in it."""
+    if not text or text.startswith(".") or "/" in text or "\\" in text:
+        raise argparse.ArgumentTypeError(
+            f"expected a file name without folders that does not start with '.', got "
+            f"{text!r}")
+    return text
+
+
 def _number(text, kind, what):
     try:
         return kind(text)
@@ -371,7 +380,7 @@ def _add_predict_arguments(parser):
 
 
 def _add_output_arguments(parser):
-    add_flag(parser, "--model_name", "--modelname", dest="modelname",
+    add_flag(parser, "--model_name", "--modelname", dest="modelname", type=file_name,
              default="s4model",
                         metavar="NAME",
                         help="name of every file written")

@@ -77,7 +77,12 @@ def _table_samples(model, args):
         features = args.independent_variables or [str(c) for c in frame.columns]
     else:
         features = args.independent_variables or trained_on
+    repeated = sorted({name for name in features if features.count(name) > 1})
+    if repeated:
+        raise UsageError(f"--independent_variables names {repeated[0]!r} more than once")
     check_columns(frame, features, "--independent_variables")
+    if trained_on is not None and set(features) == set(trained_on):
+        features = list(trained_on)  # the model's own names: read by name, in its order
     X = checked_features(frame[features])
     if trained_on is None:
         X = _as_model_input(model, X.to_numpy(), args.dataset, from_table=True)
