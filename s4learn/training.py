@@ -22,7 +22,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, EpochScoring, PrintLog, ProgressBar
 from skorch.dataset import ValidSplit, unpack_data
 from skorch.hf import AccelerateMixin
-from skorch.utils import to_tensor
+from skorch.utils import TeeGenerator, to_tensor
 from torch import distributed as dist
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Subset, default_collate
@@ -67,14 +67,14 @@ class S4Net(NeuralNet):
         state.setdefault("precision", "float32")  # pickled before precision existed
         super().__setstate__(state)
 
-    def _validate_params(self):
-        super()._validate_params()
+    def initialize(self):
         check_value("precision", self.precision)
         if not isinstance(self.compile, bool):
             raise ValueError(f"compile must be True or False, got {self.compile!r}")
+        return super().initialize()
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        # checked here, not in _validate_params: a model trained in fp16 on a GPU
+        # checked here, not in initialize: a model trained in fp16 on a GPU
         # still loads and predicts on the CPU
         if self.precision == "fp16" and self._device_type() != "cuda":
             raise ValueError("precision='fp16' needs a CUDA device (its loss scaling is "
@@ -99,7 +99,8 @@ class S4Net(NeuralNet):
         return self
 
     def train_step_single(self, batch, **fit_params):
-        self._set_training(True)
+        self.module_.train(True)
+        self.criterion_.train(True)
         Xi, yi = unpack_data(batch)
         with torch.autocast(self._device_type(), dtype=PRECISIONS[self.precision],
                             enabled=PRECISIONS[self.precision] is not None):
@@ -108,14 +109,18 @@ class S4Net(NeuralNet):
         self.grad_scaler_.scale(loss).backward()  # unscaled unless fp16
         return {"loss": loss, "y_pred": y_pred}
 
-    def _step_optimizer(self, step_fn):
+    def train_step(self, batch, **fit_params):
+        """skorch's training step; with fp16, the step of the loss-scaled gradients (a
+        GradScaler takes no closure)."""
         if not self.grad_scaler_.is_enabled():
-            return super()._step_optimizer(step_fn)
-        step_fn()  # a GradScaler takes no closure
-        for name in self._optimizers:
-            self.grad_scaler_.step(getattr(self, name + "_"))
+            return super().train_step(batch, **fit_params)
+        self.optimizer_.zero_grad()
+        step = self.train_step_single(batch, **fit_params)
+        self.notify("on_grad_computed", batch=batch,
+                    named_parameters=TeeGenerator(self.get_all_learnable_params()))
+        self.grad_scaler_.step(self.optimizer_)
         self.grad_scaler_.update()
-        return None
+        return step
 
     def torch_compile(self, module, name):
         return module  # compiled in infer, so that module_ stays the plain module

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import Callback
 
 from s4learn import S4Classifier, load_model
 from s4learn.nn import S4D
@@ -154,3 +155,20 @@ def test_model_trained_in_fp16_loads_and_predicts_on_the_cpu(tmp_path):
     loaded = load_model(tmp_path / "model.safetensors", device="cpu")
     assert loaded.precision == "fp16"
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+
+
+def test_loss_scaled_steps_train_as_plain_steps():
+    """The fp16 path's optimizer step (GradScaler), run on the CPU with a scale of 2**10."""
+
+    class ScaleTheLoss(Callback):
+        def on_train_begin(self, net, **kwargs):
+            net.grad_scaler_ = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10,
+                                                    growth_interval=1)  # doubles each step
+
+    X, y = easy_task(n=96)
+    settings = dict(TINY, max_epochs=2)
+    plain = S4Classifier(**settings).fit(X, y)
+    scaled = S4Classifier(**settings, callbacks=[ScaleTheLoss()]).fit(X, y)
+    steps = 2 * (96 // settings["batch_size"])  # 2 epochs of full batches
+    assert scaled.net_.grad_scaler_.get_scale() == 2.0 ** (10 + steps)  # a scaler step each
+    np.testing.assert_allclose(scaled.predict_proba(X), plain.predict_proba(X), atol=1e-5)
