@@ -21,7 +21,6 @@ from sklearn.metrics import r2_score
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, EpochScoring, PrintLog, ProgressBar
 from skorch.dataset import ValidSplit, unpack_data
-from skorch.hf import AccelerateMixin
 from skorch.utils import TeeGenerator, to_tensor
 from torch import distributed as dist
 from torch.nn import functional as F
@@ -189,54 +188,67 @@ class S4Net(NeuralNet):
         return loss.mean()
 
 
-class AcceleratedS4Net(AccelerateMixin, S4Net):
+class AcceleratedS4Net(S4Net):
     """:class:`S4Net` trained through a Hugging Face ``accelerate.Accelerator``.
 
-    skorch's ``AccelerateMixin``: during ``fit`` the module runs wrapped for data
-    parallelism (DistributedDataParallel when the script runs under ``accelerate
-    launch`` or ``torchrun``), each process reads its shard of every batch, and the
-    Accelerator's ``mixed_precision`` applies. After ``fit`` the module is unwrapped
-    and prediction is local: any process can predict alone, on all of its data. A
-    later ``fit`` (``partial_fit``, ``warm_start``) wraps the module again.
+    During ``fit`` the module and the optimizer run prepared by the Accelerator (for
+    data parallelism: DistributedDataParallel when the script runs under ``accelerate
+    launch`` or ``torchrun``), each process reads its shard of every batch, gradients
+    are averaged across processes and the Accelerator's ``mixed_precision`` applies.
+    After ``fit`` the module is unwrapped, every process holds the buffers of process 0,
+    and prediction is local: any process can predict alone, on all of its data. A later
+    ``fit`` (``partial_fit``, ``warm_start``) prepares the module again.
+
+    Only the Accelerator's public methods are used (``prepare``, ``autocast``,
+    ``backward``, ``gather_for_metrics``, ``unwrap_model``, ``wait_for_everyone``).
     """
 
-    def _initialize_accelerator(self):
-        if self._wrapped_with_accelerator:
-            return self
-        self._wrap_modules()
-        for name in self._optimizers:
-            setattr(self, name + "_", self.accelerator.prepare(getattr(self, name + "_")))
-        return self
-
-    def _wrap_modules(self):
-        # the criterion has no parameters: DistributedDataParallel refuses to wrap it
-        for name in self._modules + self._criteria:
-            module = getattr(self, name + "_")
-            if isinstance(module, torch.nn.Module) and any(True for _ in module.parameters()):
-                setattr(self, name + "_", self.accelerator.prepare(module))
-        self._wrapped_with_accelerator = True
+    def __init__(self, *args, accelerator, **kwargs):
+        kwargs.setdefault("callbacks__print_log__sink", accelerator.print)  # printed once
+        super().__init__(*args, **kwargs)
+        self.accelerator = accelerator
+        self.prepared_ = False
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
-        if not self._wrapped_with_accelerator:  # unwrapped at the end of an earlier fit
-            self._wrap_modules()
+        if not self.prepared_:
+            from accelerate.optimizer import AcceleratedOptimizer  # an optional extra
+
+            self.module_ = self.accelerator.prepare(self.module_)
+            if not isinstance(self.optimizer_, AcceleratedOptimizer):
+                self.optimizer_ = self.accelerator.prepare(self.optimizer_)
+            self.prepared_ = True
+
+    def train_step(self, batch, **fit_params):
+        self.optimizer_.zero_grad()
+        self.module_.train(True)
+        Xi, yi = unpack_data(batch)
+        with self.accelerator.autocast():
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        self.accelerator.backward(loss)
+        self.notify("on_grad_computed", batch=batch,
+                    named_parameters=TeeGenerator(self.get_all_learnable_params()))
+        self.optimizer_.step()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def get_iterator(self, dataset, training=False):
+        iterator = super().get_iterator(dataset, training=training)
+        return self.accelerator.prepare(iterator) if self.prepared_ else iterator
+
+    def evaluation_step(self, batch, training=False):
+        outputs = super().evaluation_step(batch, training=training)
+        return self.accelerator.gather_for_metrics(outputs) if self.prepared_ else outputs
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
+        self.accelerator.wait_for_everyone()
+        self.module_ = self.accelerator.unwrap_model(self.module_, keep_fp32_wrapper=False)
+        self.prepared_ = False
         share_buffers_of_process_0(self.module_)
         return super().on_train_end(net, X=X, y=y, **kwargs)
 
-    def get_iterator(self, dataset, training=False):
-        if not self._wrapped_with_accelerator:
-            return S4Net.get_iterator(self, dataset, training=training)
-        return super().get_iterator(dataset, training=training)
-
-    def evaluation_step(self, batch, training=False):
-        if not self._wrapped_with_accelerator:
-            return S4Net.evaluation_step(self, batch, training=training)
-        return super().evaluation_step(batch, training=training)
-
     def infer(self, x, **fit_params):
-        if not self._wrapped_with_accelerator:  # local prediction: inputs to the module
+        if not self.prepared_:  # local prediction: inputs to the module's device
             x = to_tensor(x, device=self.accelerator.device)
         return super().infer(x, **fit_params)
 
