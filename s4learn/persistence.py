@@ -237,11 +237,16 @@ def _check_savable(estimator):
 
 
 def _check_attribute_names(path, attributes):
-    unknown = sorted(set(attributes) - FITTED_ATTRIBUTES)
+    _refuse_unknown(path, attributes, FITTED_ATTRIBUTES,
+                    "attributes that no fitted s4learn estimator has",
+                    "it was not written by s4learn.save_model, or it was changed")
+
+
+def _refuse_unknown(path, names, known, what, why):
+    """ValueError naming the ``names`` (of a model file at ``path``) not in ``known``."""
+    unknown = sorted(set(names) - set(known))
     if unknown:
-        raise ValueError(f"{os.fspath(path)!r} sets attributes that no fitted s4learn "
-                         f"estimator has: {unknown[:5]}; it was not written by "
-                         f"s4learn.save_model, or it was changed")
+        raise ValueError(f"{os.fspath(path)!r} sets {what}: {unknown[:5]}; {why}")
 
 
 def _current_attributes(attributes, missing):
@@ -260,12 +265,9 @@ def _current_attributes(attributes, missing):
 
 def _check_parameter_names(path, record, parameters):
     name = record["estimator"]
-    known = set(ESTIMATORS[name]().get_params()) | set(DEPRECATED)
-    unknown = sorted(set(parameters) - known)
-    if unknown:
-        raise ValueError(f"{os.fspath(path)!r} sets parameters of {name} that this s4learn "
-                         f"({s4learn_version()}) does not have: {unknown}; it was written "
-                         f"by s4learn {record.get('s4learn_version')}")
+    _refuse_unknown(path, parameters, set(ESTIMATORS[name]().get_params()) | set(DEPRECATED),
+                    f"parameters of {name} that this s4learn ({s4learn_version()}) does "
+                    f"not have", f"it was written by s4learn {record.get('s4learn_version')}")
 
 
 def _encode_parameters(estimator, encoder):
