@@ -116,6 +116,7 @@ POSITIVE_FLOAT = Rule(lambda value: _is_float(value) and value > 0, "a positive 
 NON_NEGATIVE_FLOAT = Rule(lambda value: _is_float(value) and value >= 0, "a float >= 0",
                           float)
 INT = Rule(_is_int, "an int", int)
+SEED = Rule(lambda value: _is_int(value) and 0 <= value < 2**32, "an int in [0, 2**32)", int)
 BOOL = Rule(_is_bool, "a bool")
 NONE = Rule(lambda value: value is None, "None",
             lambda text: None if text == "none" else _not_none(text))
@@ -263,7 +264,7 @@ PARAMETERS = {
     "device": Parameter((options("auto"), DEVICE), 'str, default="auto"', """
         Torch device to train on; "auto" uses CUDA when available, else the CPU."""),
     "random_state": Parameter(
-        (NONE, INT, instance_of(("RandomState",), "a numpy RandomState")),
+        (NONE, SEED, instance_of(("RandomState",), "a numpy RandomState")),
         "int, RandomState instance or None, default=None", """
         Seeds weight initialisation, shuffling, dropout and the validation split. With
         an int, two fits on the CPU give identical models."""),

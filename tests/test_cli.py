@@ -726,6 +726,16 @@ def _checkpoint_without_net(tmp_path, table):
                "s4model_last.pt")
 
 
+def _test_file_without_a_feature(tmp_path, table):
+    frame = pd.read_csv(table)
+    frame[:90].to_csv(tmp_path / "train.csv", index=False)
+    frame[90:].drop(columns="wind").to_csv(tmp_path / "test.csv", index=False)
+
+
+def _predictions_folder(tmp_path, table):
+    (tmp_path / "s4learn_runs" / "s4model_predictions.csv").mkdir(parents=True)
+
+
 def _blocking_file(tmp_path, table):
     (tmp_path / "blocker").write_text("a file where a folder should be")
 
@@ -778,6 +788,15 @@ BAD_INPUTS = [  # command, arguments, setup, message
      "--output_dir blocker/runs: blocker is a file, not a folder"),
     ("train", [*LABEL, "--checkpoint_dir", "blocker/checkpoints"], _blocking_file,
      "--checkpoint_dir blocker/checkpoints: blocker is a file, not a folder"),
+    ("train", ["--trainset", "train.csv", "--testset", "test.csv", *LABEL],
+     _test_file_without_a_feature, "--test_set: no column 'wind' in the data"),
+    ("train", [*LABEL, "--seed", "-1"], _no_setup,
+     "--seed: random_state must be None, an int in [0, 2**32) or a numpy RandomState, "
+     "got -1"),
+    ("predict", ["--output_dir", "blocker"], _blocking_file,
+     "--output_dir blocker is a file, not a folder"),
+    ("predict", ["--overwrite"], _predictions_folder,
+     "s4model_predictions.csv is a folder; it cannot be replaced by the predictions"),
     ("train", [*LABEL, "--output_dir", "locked/runs"], _read_only_folder,
      "--output_dir locked/runs: cannot write in locked (permission denied)"),
 ]

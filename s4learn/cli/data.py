@@ -123,14 +123,15 @@ def read_table(path):
         raise UsageError(str(error)) from None
 
 
-def table_columns(frame, args, task=None):
-    """Features, target and task of a table, checked."""
+def table_columns(frame, args, task=None, features=None, option="--independent_variables"):
+    """Features, target and task of a table, checked; ``features``: the columns that
+    must be there (those of the training table), named by ``option`` if one is missing."""
     target = args.dependent_variable
     if target is None:
         raise UsageError("tables need --dependent_variable (the target column)")
     check_columns(frame, [target], "--dependent_variable")
-    features = feature_names(frame, args)
-    check_columns(frame, features, "--independent_variables")
+    features = feature_names(frame, args) if features is None else features
+    check_columns(frame, features, option)
     if target in features:
         raise UsageError(f"the target {target!r} is also among the features")
     X = checked_features(frame[features])
@@ -218,11 +219,13 @@ def feature_names(frame, args):
 def _load_table_files(args):
     frames = {"train": args.trainset, "val": args.valset, "test": args.testset}
     frames = {name: read_table(path) for name, path in frames.items() if path}
-    task = None  # inferred from the training table, then imposed on the others
+    task = features = None  # from the training table, then imposed on the others
     splits = {}
-    for name, frame in frames.items():
-        X, y, task = table_columns(frame, args, task=task)
+    for name, frame in frames.items():  # the training table first
+        option = "--independent_variables" if features is None else f"--{name}_set"
+        X, y, task = table_columns(frame, args, task=task, features=features, option=option)
+        features = list(X.columns)
         if args.window:
             X = SequenceWindows(args.window).fit_transform(X)
-        splits[name] = Split(X, y, frame.index.to_numpy(), frame[feature_names(frame, args)])
+        splits[name] = Split(X, y, frame.index.to_numpy(), frame[features])
     return splits, task

@@ -31,6 +31,10 @@ def predict(args):
     """The ``predict`` command: apply a saved model to new data and write the results."""
     model_path = Path(args.model or Path(args.output_dir) / f"{args.modelname}.safetensors")
     output = Path(args.output_dir) / f"{args.modelname}_predictions.{args.format}"
+    if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
+        raise UsageError(f"--output_dir {args.output_dir} is a file, not a folder")
+    if output.is_dir():
+        raise UsageError(f"{output} is a folder; it cannot be replaced by the predictions")
     if output.exists() and not args.overwrite:
         raise UsageError(f"{output} exists; pass --overwrite to replace it")
     model = load_saved(model_path, "model", allow_pickle=args.allow_pickle)
