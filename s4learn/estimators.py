@@ -26,8 +26,8 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
-from .inputs import InputScaling, check_sequences
-from .networks import DataShape, network_to_train, parameter_counts
+from .inputs import InputScaling, check_sequences, values_per_sample
+from .networks import DataShape, network_to_train, parameter_counts, predict_batch_size
 from .parameters import (
     AUTO_EPOCHS,
     AUTO_STEPS,
@@ -169,7 +169,7 @@ class S4Estimator(LegacyParameters, FittedSummaries, BaseEstimator):
     def __init__(self, *, d_model=48, n_layers=2, d_state=64, dropout=0.3,
                  bidirectional=False, init="legs", dt_min="auto", dt_max=1.0,
                  difference_channels="auto", lr=0.01, weight_decay=0.01, batch_size="auto",
-                 predict_batch_size=256, max_epochs="auto", patience=None,
+                 predict_batch_size="auto", max_epochs="auto", patience=None,
                  validation_fraction=0.1, layout="auto", grayscale=False, scaling="auto",
                  missing="error", device="auto", random_state=None, verbose=0,
                  callbacks=None, warm_start=False, pretrained=None, finetune=None,
@@ -452,6 +452,10 @@ class S4Estimator(LegacyParameters, FittedSummaries, BaseEstimator):
         """
         check_is_fitted(self)
         batch_size = check_value("predict_batch_size", self.predict_batch_size)
+        if batch_size == "auto":
+            values = values_per_sample(X)
+            steps = 1 if values is None else -(-values // self.n_channels_in_)
+            batch_size = predict_batch_size(self.net_.module_, steps)
         return outputs_in_batches(self._forward_batch, X, batch_size, self._n_outputs())
 
     def _forward_batch(self, X):

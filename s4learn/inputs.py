@@ -304,6 +304,17 @@ def _trailing_padding(X):
     return X, lengths
 
 
+def values_per_sample(X):
+    """The most values one sample of ``X`` holds (steps times channels), read from its
+    shape, or from each sample of a list; None where ``X`` does not say."""
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) >= 2:
+        return int(np.prod(shape[1:]))
+    if isinstance(X, (list, tuple)) and len(X) > 0:
+        return max(int(np.size(sample)) for sample in X)
+    return None
+
+
 def _check_channels(estimator, channels, reset):
     if reset:
         estimator.n_channels_in_ = channels

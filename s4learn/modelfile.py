@@ -27,7 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from .checkpoints import atomic_write
-from .nn import S4Model
+from .nn import S4Model, least_parameter_count
 
 FORMAT = "s4learn-model"
 FORMAT_VERSION = 2  # the newest version this s4learn reads
@@ -166,19 +166,15 @@ def build_network(config, tensors, path):
 
 
 def _check_sizes(config, n_values, path):
-    """ValueError where the header's sizes need more values than the file's tensors hold.
-
-    Each S4D layer holds at least ``d_model * d_state`` values (A and C), the encoder
-    ``d_model * d_input`` and the decoder ``d_output * d_model``; the initial A of a
-    layer is computed off the meta device, so this bound comes first.
-    """
-    sizes = [config.get(name) for name in ("d_model", "d_state", "n_layers", "d_input",
-                                          "d_output")]
-    if not all(isinstance(size, int) and size >= 0 for size in sizes):
+    """ValueError where the header's sizes need more values than the file's tensors hold
+    (:func:`~s4learn.nn.least_parameter_count`); the initial A of a layer is computed
+    off the meta device, so this bound comes first."""
+    names = ("d_input", "d_output", "d_model", "n_layers", "d_state")
+    sizes = {name: config.get(name) for name in names}
+    if not all(isinstance(size, int) and size >= 0 for size in sizes.values()):
         raise ValueError(f"{os.fspath(path)!r} is corrupt: the sizes of the network in its "
-                         f"header are not counts ({sizes})")
-    d_model, d_state, n_layers, d_input, d_output = sizes
-    needed = max(d_model * d_state * n_layers, d_model * d_input, d_model * d_output)
+                         f"header are not counts ({list(sizes.values())})")
+    needed = least_parameter_count(**sizes)
     if needed > n_values:
         raise ValueError(f"{os.fspath(path)!r} is corrupt: the network in its header does "
                          f"not match the tensors the file holds (it needs at least {needed} "

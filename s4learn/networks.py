@@ -11,12 +11,18 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 
 from .modelfile import read_model_network, read_pickle, read_record
-from .nn import S4Model
+from .nn import S4Model, least_parameter_count
 from .parameters import network_settings
 from .peft import count_merged_parameters, finetuning_network
 from .training import resolve_device
 
 LOCAL_MEMORY = 20  # steps the slowest channels remember at first with dt_min="auto"
+TRAINING_BYTES_PER_PARAMETER = 16  # float32 weights, gradients and AdamW's two moments
+PREDICT_MEMORY_BUDGET = 2**30  # bytes of activations one prediction batch may hold
+# activations of one sample in prediction, per step and channel of d_model: 33 to 50
+# bytes measured on the CPU (float32, one- and two-directional, L=4096 to 65,536)
+PREDICT_BYTES_PER_STEP = 48
+MOST_PREDICT_BATCH = 256
 
 
 class DataShape(NamedTuple):
@@ -88,12 +94,44 @@ def new_network(shape, architecture, *, dropout, dt_min, dt_max, pool, differenc
     (:func:`s4learn.parameters.network_settings`); ``pool`` and ``differences`` are
     resolved by :func:`pooling` and :func:`difference_channels`.
     """
+    check_trainable(shape, architecture)
     whole_sequence = pool == "last" or shape.is_image
     dt_min, dt_max = dt_range(dt_min, dt_max, shape.length, whole_sequence)
     return S4Model(d_input=shape.n_channels, d_output=shape.n_outputs, dropout=dropout,
                    norm=norm, prenorm=prenorm, pool=pool, dt_min=dt_min, dt_max=dt_max,
                    differences=differences != "none", log_differences=differences == "log",
                    **architecture)
+
+
+def check_trainable(shape, architecture):
+    """ValueError where a network of ``architecture`` for data of ``shape`` could not be
+    trained in this machine's memory, before any of it is allocated."""
+    sizes = {name: architecture[name] for name in ("d_model", "n_layers", "d_state")}
+    count = least_parameter_count(d_input=shape.n_channels, d_output=shape.n_outputs,
+                                  **sizes)
+    needed, memory = count * TRAINING_BYTES_PER_PARAMETER, physical_memory()
+    if memory is not None and needed > memory:
+        settings = ", ".join(f"{name}={value}" for name, value in sizes.items())
+        raise ValueError(
+            f"{settings} make a network of at least {count:.3g} parameters: training it "
+            f"takes at least {needed / 2**30:.3g} GiB (weights, gradients and the "
+            f"optimizer's state), more than this machine's {memory / 2**30:.3g} GiB; "
+            f"choose a smaller d_model, n_layers or d_state")
+
+
+def physical_memory():
+    """Bytes of this machine's memory, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def predict_batch_size(network, steps):
+    """Sequences of ``steps`` steps that ``network`` predicts at a time within
+    :data:`PREDICT_MEMORY_BUDGET` (1 GiB), at least 1 and at most 256."""
+    per_sequence = PREDICT_BYTES_PER_STEP * network.config["d_model"] * max(steps, 1)
+    return int(min(MOST_PREDICT_BATCH, max(1, PREDICT_MEMORY_BUDGET // per_sequence)))
 
 
 def network_difference_channels(network):

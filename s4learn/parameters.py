@@ -214,10 +214,13 @@ PARAMETERS = {
         least 8 and at most 64, so small data sets get several steps per epoch. Every
         training batch is full: each epoch, the samples that would make a short last
         batch (fewer than ``batch_size``, drawn at random) sit that epoch out."""),
-    "predict_batch_size": Parameter((POSITIVE_INT,), "int, default=256", """
+    "predict_batch_size": Parameter((POSITIVE_INT, options("auto")),
+                                    'int or "auto", default="auto"', """
         Samples validated, scaled and run through the network at a time by
         ``predict``, ``predict_proba`` and ``score``: prediction memory grows with this,
-        not with the size of ``X``."""),
+        not with the size of ``X``. "auto" chooses it from the network's width and the
+        longest sequence of ``X``, so that a batch's activations stay within about 1 GiB
+        (at most 256 samples; 7 sequences of 65,536 steps with the default network)."""),
     "max_epochs": Parameter((POSITIVE_INT, options("auto")), 'int or "auto", default="auto"',
                             """
         Passes over the training data in ``fit``. An int trains exactly that many

@@ -56,7 +56,7 @@ def test_the_table_accepts_what_the_network_accepts():
     ({"d_model": 8.0}, "d_model must be a positive int, got 8.0"),
     ({"dropout": 1.5}, "dropout must be a float in [0, 1), got 1.5"),
     ({"batch_size": 0}, "batch_size must be a positive int or 'auto', got 0"),
-    ({"predict_batch_size": 0}, "predict_batch_size must be a positive int, got 0"),
+    ({"predict_batch_size": 0}, "predict_batch_size must be a positive int or 'auto', got 0"),
     ({"patience": 0}, "patience must be a positive int or None, got 0"),
     ({"init": "legS"}, "init must be one of ('lin', 'inv', 'legs'), got 'legS'"),
     ({"weight_decay": -0.1}, "weight_decay must be a float >= 0, got -0.1"),
@@ -284,3 +284,29 @@ def test_a_model_with_missing_indicators_is_refused_by_the_stream():
     with pytest.raises(ValueError, match="a model fitted with missing='mask' cannot predict "
                                          "from a stream"):
         StreamingPredictor(model)
+
+
+def test_auto_prediction_batches_keep_activations_within_the_budget():
+    rng = np.random.RandomState(0)
+    X = rng.randn(16, 32, 1).astype(np.float32)
+    clf = S4Classifier(**TINY).fit(X, np.arange(16) % 2)
+    assert clf.predict_batch_size == "auto"
+    batches = []
+    clf.net_.module_.register_forward_pre_hook(lambda module, args: batches.append(
+        len(args[0])))
+    long = rng.randn(3, 2**20, 1).astype(np.float32)  # 402 MB of activations each
+    auto = clf.predict_proba(long)
+    assert batches == [2, 1]
+    one_by_one = clf.set_params(predict_batch_size=1).predict_proba(long)
+    # FFTs of 2**21 points round differently when batched: equal to float32 precision
+    np.testing.assert_allclose(auto, one_by_one, rtol=0, atol=1e-6)
+    clf.set_params(predict_batch_size="auto").predict_proba(X)
+    assert batches[-1] == 16  # short sequences: one batch
+
+
+def test_a_network_larger_than_memory_is_refused_before_it_is_built(data):
+    X, y = data
+    with pytest.raises(ValueError, match=r"d_model=10000000, n_layers=2, d_state=64 make "
+                       r"a network of at least 4e\+14 parameters: training it takes at "
+                       r"least .* GiB .*choose a smaller d_model"):
+        S4Classifier(d_model=10**7, max_epochs=1).fit(X, y)

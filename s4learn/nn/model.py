@@ -214,6 +214,18 @@ class S4Model(nn.Module):
         return x[torch.arange(x.shape[0], device=x.device), lengths - 1]
 
 
+def least_parameter_count(d_input, d_output, d_model, n_layers, d_state):
+    """A lower bound of the number of parameters of an :class:`S4Model` of these sizes.
+
+    Each layer holds A and C (at least ``d_model * d_state`` values) and its output
+    mixing (``2 * d_model**2``); the encoder and decoder ``d_model * (d_input +
+    d_output)``. Computed from the sizes alone, so it can refuse a network before any
+    of it is built.
+    """
+    per_layer = d_model * d_state + 2 * d_model**2
+    return n_layers * per_layer + d_model * (d_input + d_output)
+
+
 def padding_mask(lengths, x):
     """Boolean mask (batch, length, 1) of the real steps of ``x``, or None without lengths.
 
