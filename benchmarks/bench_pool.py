@@ -96,9 +96,9 @@ def uschange_windows(window=4):
     """Windows (n, 5 series, ``window`` quarters) of Uschange and next quarter's
     consumption, split in time: the first 80% of the windows train."""
     from aeon.datasets import load_uschange
-    series = load_uschange(return_array=False).to_numpy().T  # (187 quarters, 5)
-    consumption = series[:, list(load_uschange(return_array=False).index).index(
-        "Consumption")]
+    frame = load_uschange(return_array=False)  # (5 series, 187 quarters)
+    series = frame.to_numpy().T
+    consumption = series[:, list(frame.index).index("Consumption")]
     X = np.stack([series[t - window:t].T for t in range(window, len(series))])
     y = consumption[window:]
     n_train = int(round(0.8 * len(y)))
@@ -181,9 +181,11 @@ def s4_fit(task, name, candidate, settings, seed, threads):
     return record(task, name, "S4", candidate, seed, results)
 
 
-def peer_fit(task, name, model, seed):
+def peer_fit(task, name, parts, model, seed):
+    """One peer on the splits ``parts`` of data set ``name`` (None where it cannot
+    read them)."""
     results = []
-    for X_train, y_train, X_test, y_test in splits(name):
+    for X_train, y_train, X_test, y_test in parts:
         inputs = peer_inputs(model, X_train, X_test)
         if inputs is None:
             return None
@@ -192,11 +194,16 @@ def peer_fit(task, name, model, seed):
     return record(task, name, model, model, seed, results)
 
 
+def mean_or_none(values):
+    """The mean of ``values``, or None where one of them is None (a figure a model
+    does not give)."""
+    values = list(values)
+    return None if any(value is None for value in values) else float(np.mean(values))
+
+
 def record(task, name, model, candidate, seed, results):
     """One line of the results: the figures averaged over the data set's splits."""
-    figures = {key: (None if any(result[key] is None for result in results)
-                     else float(np.mean([result[key] for result in results])))
-               for key in results[0]}
+    figures = {key: mean_or_none(result[key] for result in results) for key in results[0]}
     return {"task": task, "dataset": name, "model": model, "candidate": candidate,
             "seed": seed, **figures}
 
@@ -236,8 +243,7 @@ def mean_figures(results, task, seeds):
     for result in results:
         if result["task"] == task and result["seed"] in seeds:
             table.setdefault((result["candidate"], result["dataset"]), []).append(result)
-    return {key: {figure: (None if any(fit[figure] is None for fit in fits)
-                           else float(np.mean([fit[figure] for fit in fits])))
+    return {key: {figure: mean_or_none(fit[figure] for fit in fits)
                   for figure in fits[0] if figure not in
                   ("task", "dataset", "model", "candidate", "seed")}
             for key, fits in table.items()}
@@ -343,11 +349,11 @@ def main():
         print(json.dumps(line), flush=True)
     warm_up_peers(task)
     for name in datasets:
-        for model in PEERS[task]:
-            missing = [seed for seed in seeds
-                       if not have(results, task, name, model, seed)]
-            lines = [peer_fit(task, name, model, seed) for seed in missing]
-            append_results(args.results, lines)
+        todo = [(model, seed) for model in PEERS[task] for seed in seeds
+                if not have(results, task, name, model, seed)]
+        parts = splits(name) if todo else None  # read once for all the peers' fits
+        append_results(args.results, [peer_fit(task, name, parts, model, seed)
+                                      for model, seed in todo])
     results = read_results(args.results)
     text = table(task, results, list(args.candidates), datasets, seeds)
     settings = "; ".join(f"{name}: {json.dumps(value)}"
