@@ -21,7 +21,9 @@ is the mean over seeds. The leave-one-dataset-out (LODO) figure of a set is the 
 on that set of the candidate that is best on the other sets of the pool (mean accuracy;
 for regression the mean RMSE relative to RidgeCV's), so a candidate chosen by the pool
 is judged on a set it was not chosen on. The peers are fitted once each first on a
-small set, so no fit time counts numba compiling.
+small set, so no fit time counts numba compiling; likewise each process that fits S4
+fits a tiny one first, so no fit time counts the one-time import that torch's first
+optimizer makes (``torch._dynamo``, about 3 s).
 
 Each fit is one line of ``--results`` (JSON lines): a run with more candidates or seeds
 reuses what is there, so a pool can be screened in pieces.
@@ -176,6 +178,7 @@ def fit_and_score(task, model, X_train, y_train, X_test, y_test):
 
 def s4_fit(task, name, candidate, settings, seed, threads):
     torch.set_num_threads(threads)
+    warm_up_s4(task)
     results = [fit_and_score(task, s4_model(task, settings, seed, part[0]), *part)
                for part in splits(name)]
     return record(task, name, "S4", candidate, seed, results)
@@ -206,6 +209,18 @@ def record(task, name, model, candidate, seed, results):
     figures = {key: mean_or_none(result[key] for result in results) for key in results[0]}
     return {"task": task, "dataset": name, "model": model, "candidate": candidate,
             "seed": seed, **figures}
+
+
+def warm_up_s4(task):
+    """One tiny fit, untimed, in each worker process: the first optimizer a process
+    builds imports ``torch._dynamo`` (about 3 s), a one-time cost like the peers'
+    numba compilation."""
+    if getattr(warm_up_s4, "done", False):
+        return
+    X = np.random.RandomState(0).randn(16, 1, 8)
+    y = np.arange(16) % 2 if task == "classification" else X[:, 0, 0]
+    s4_model(task, {"max_epochs": 1, "d_model": 4, "d_state": 2}, 0, X).fit(X, y)
+    warm_up_s4.done = True
 
 
 def warm_up_peers(task):

@@ -28,6 +28,7 @@ from skorch.helper import predefined_split
 
 from .inputs import InputScaling, check_sequences, values_per_sample
 from .networks import DataShape, network_to_train, parameter_counts, predict_batch_size
+from .nn.model import members_apart
 from .parameters import (
     AUTO_EPOCHS,
     AUTO_STEPS,
@@ -166,7 +167,7 @@ class FittedSummaries:
 class S4Estimator(LegacyParameters, FittedSummaries, BaseEstimator):
     """Shared fit/predict machinery; use :class:`S4Classifier` or :class:`S4Regressor`."""
 
-    def __init__(self, *, d_model=48, n_layers=2, d_state=64, dropout=0.3,
+    def __init__(self, *, d_model=48, n_layers=2, d_state=64, n_members=1, dropout=0.3,
                  bidirectional=False, init="legs", dt_min="auto", dt_max=1.0,
                  difference_channels="auto", lr=0.01, weight_decay=0.01, batch_size="auto",
                  predict_batch_size="auto", max_epochs="auto", patience=None,
@@ -177,6 +178,7 @@ class S4Estimator(LegacyParameters, FittedSummaries, BaseEstimator):
         self.d_model = d_model
         self.n_layers = n_layers
         self.d_state = d_state
+        self.n_members = n_members
         self.dropout = dropout
         self.bidirectional = bidirectional
         self.init = init
@@ -456,12 +458,18 @@ class S4Estimator(LegacyParameters, FittedSummaries, BaseEstimator):
             values = values_per_sample(X)
             steps = 1 if values is None else -(-values // self.n_channels_in_)
             batch_size = predict_batch_size(self.net_.module_, steps)
-        return outputs_in_batches(self._forward_batch, X, batch_size, self._n_outputs())
+        return outputs_in_batches(self._forward_batch, X, batch_size)
 
     def _forward_batch(self, X):
         """Network outputs for a batch of samples; ValueError where they are not finite."""
         X, lengths = check_sequences(self, X, reset=False)
         return net_outputs(self.net_, self._net_inputs(X, lengths))
+
+    def _member_outputs(self, X):
+        """Each ensemble member's outputs for ``X``, (n_samples, n_members, n_outputs)."""
+        check_is_fitted(self)
+        with members_apart(self.net_.module_):
+            return self._forward(X)
 
     def __sklearn_clone__(self):
         # a fitted pretrained model is data, not a sub-estimator: keep it as it is
@@ -657,9 +665,40 @@ class S4Regressor(RegressorMixin, S4Estimator):
     def _task(self):
         return {"n_outputs": self.n_outputs_}
 
-    def predict(self, X):
-        """Predicted targets: shape (n_samples,) for a 1-D ``y`` in fit, else 2-D."""
-        y = self._forward(X) * self.target_scale_ + self.target_mean_
+    def predict(self, X, return_std=False):
+        """Predicted targets: shape (n_samples,) for a 1-D ``y`` in fit, else 2-D.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame, tensor or list of arrays
+            Sequences, as in ``fit``.
+        return_std : bool, default=False
+            Also return the predictive standard deviation of each prediction: the
+            spread of the ensemble's members (their standard deviation, ``ddof=1``,
+            in the units of ``y``), which needs ``n_members >= 2``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The members' mean prediction.
+        y_std : ndarray of the same shape
+            With ``return_std=True`` only.
+        """
+        check_is_fitted(self)
+        n_members = self.net_.module_.n_members
+        if return_std and n_members < 2:
+            raise ValueError(f"return_std=True needs an ensemble: this model has "
+                             f"n_members={n_members}; fit it with n_members >= 2")
+        if n_members == 1:
+            return self._target_shape(self._forward(X) * self.target_scale_
+                                      + self.target_mean_)
+        members = self._member_outputs(X) * self.target_scale_ + self.target_mean_
+        y_pred = self._target_shape(members.mean(axis=1))  # in float64, as y_std
+        if not return_std:
+            return y_pred
+        return y_pred, self._target_shape(members.std(axis=1, ddof=1))
+
+    def _target_shape(self, y):
         return y.ravel() if self.y_ndim_ == 1 else y
 
     def __sklearn_tags__(self):
@@ -696,7 +735,7 @@ def normalised_weights(sample_weight, n_samples, class_weight):
     return (weight / weight.mean()).astype(np.float32)
 
 
-def outputs_in_batches(forward, X, batch_size, n_outputs):
+def outputs_in_batches(forward, X, batch_size):
     """``forward`` (a batch of samples -> outputs) applied to ``X`` ``batch_size`` samples
     at a time; a ValueError names the samples of the batch that raised it."""
     n_samples = count_samples(X)
@@ -704,13 +743,16 @@ def outputs_in_batches(forward, X, batch_size, n_outputs):
         return forward(X)
     if not (isinstance(X, SLICEABLE) or sp.issparse(X)):
         X = np.asarray(X)
-    outputs = np.empty((n_samples, n_outputs))
+    outputs = None
     for start in range(0, n_samples, batch_size):
         stop = min(start + batch_size, n_samples)
         try:
-            outputs[start:stop] = forward(_rows(X, start, stop))
+            batch = forward(_rows(X, start, stop))
         except ValueError as error:  # name the samples: indices in messages are local
             raise ValueError(f"samples {start} to {stop - 1} of X: {error}") from error
+        if outputs is None:
+            outputs = np.empty((n_samples, *batch.shape[1:]))
+        outputs[start:stop] = batch
     return outputs
 
 

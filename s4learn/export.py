@@ -51,6 +51,7 @@ class FixedLengthS4D(nn.Module):
         # conv1d correlates: the weight runs from the largest lag to the smallest
         self.register_buffer("weight", by_lag.flip(-1).unsqueeze(1).contiguous())  # (H 1 K)
         self.padding = (length - 1, negative.shape[-1])
+        self.n_groups = layer.n_groups
         self.activation = layer.activation
         self.dropout = layer.dropout
         self.output_linear = layer.output_linear

@@ -127,8 +127,8 @@ def network_config(network):
     modules themselves.
     """
     config = dict(getattr(network, "config", {}))
-    config.update(d_input=network.d_input, d_output=network.decoder.out_features,
-                  d_model=network.encoder.out_features, n_layers=len(network.layers),
+    config.update(d_input=network.d_input, d_output=network.d_output,
+                  d_model=network.d_model, n_layers=len(network.layers),
                   prenorm=network.prenorm, pool=network.pool)
     if len(network.layers):
         layer = network.layers[0]

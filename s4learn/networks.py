@@ -87,12 +87,13 @@ def dt_range(dt_min, dt_max, length, whole_sequence):
 
 
 def new_network(shape, architecture, *, dropout, dt_min, dt_max, pool, differences, norm,
-                prenorm):
+                prenorm, member_mean="outputs"):
     """A freshly initialised S4Model for data of ``shape``.
 
     ``architecture`` holds the estimator's network settings
     (:func:`s4learn.parameters.network_settings`); ``pool`` and ``differences`` are
-    resolved by :func:`pooling` and :func:`difference_channels`.
+    resolved by :func:`pooling` and :func:`difference_channels`; ``member_mean`` is how
+    an ensemble's members combine ("probabilities" for a classifier).
     """
     check_trainable(shape, architecture)
     whole_sequence = pool == "last" or shape.is_image
@@ -100,15 +101,15 @@ def new_network(shape, architecture, *, dropout, dt_min, dt_max, pool, differenc
     return S4Model(d_input=shape.n_channels, d_output=shape.n_outputs, dropout=dropout,
                    norm=norm, prenorm=prenorm, pool=pool, dt_min=dt_min, dt_max=dt_max,
                    differences=differences != "none", log_differences=differences == "log",
-                   **architecture)
+                   member_mean=member_mean, **architecture)
 
 
 def check_trainable(shape, architecture):
     """ValueError where a network of ``architecture`` for data of ``shape`` could not be
     trained in this machine's memory, before any of it is allocated."""
     sizes = {name: architecture[name] for name in ("d_model", "n_layers", "d_state")}
-    count = least_parameter_count(d_input=shape.n_channels, d_output=shape.n_outputs,
-                                  **sizes)
+    count = architecture.get("n_members", 1) * least_parameter_count(
+        d_input=shape.n_channels, d_output=shape.n_outputs, **sizes)
     needed, memory = count * TRAINING_BYTES_PER_PARAMETER, physical_memory()
     if memory is not None and needed > memory:
         settings = ", ".join(f"{name}={value}" for name, value in sizes.items())
@@ -130,7 +131,7 @@ def physical_memory():
 def predict_batch_size(network, steps):
     """Sequences of ``steps`` steps that ``network`` predicts at a time within
     :data:`PREDICT_MEMORY_BUDGET` (1 GiB), at least 1 and at most 256."""
-    per_sequence = PREDICT_BYTES_PER_STEP * network.config["d_model"] * max(steps, 1)
+    per_sequence = PREDICT_BYTES_PER_STEP * network.width * max(steps, 1)
     return int(min(MOST_PREDICT_BATCH, max(1, PREDICT_MEMORY_BUDGET // per_sequence)))
 
 
@@ -211,7 +212,8 @@ def network_to_train(shape, parameters, task, *, pool, norm, prenorm, warm_up):
         network = new_network(
             shape, network_settings(parameters), dropout=parameters["dropout"],
             dt_min=parameters["dt_min"], dt_max=parameters["dt_max"], pool=pool,
-            differences=differences, norm=norm, prenorm=prenorm)
+            differences=differences, norm=norm, prenorm=prenorm,
+            member_mean="probabilities" if "classes" in task else "outputs")
         return NetworkChoice(network, pool, differences)
     pretrained = load_pretrained(parameters["pretrained"])
     network = finetuned_network(

@@ -171,6 +171,13 @@ PARAMETERS = {
     "d_state": Parameter((EVEN_STATE_SIZE,), "int, default=64", """
         State size N of each layer's SSM (N/2 complex modes per channel).""",
         network=True),
+    "n_members": Parameter((POSITIVE_INT,), "int, default=1", """
+        Networks trained side by side as an ensemble, in one network of
+        ``n_members * d_model`` channels whose members share nothing but the input
+        (one batch and one optimizer step train them all, each on its own loss).
+        A classifier predicts their mean probability, a regressor their mean; the
+        regressor's ``predict(X, return_std=True)`` gives their spread.""",
+        network=True),
     "dropout": Parameter((float_in(0, 1, True, False),), "float, default=0.3", """
         Dropout in each block."""),
     "bidirectional": Parameter((BOOL,), "bool, default=False", """

@@ -140,9 +140,9 @@ class StreamingPredictor:
                 x = norm(x)
         self.n_steps_ += 1
         if network.pool == "last":
-            return network.decoder(x)
+            return network.head(x)
         self._feature_sum += x
-        return network.decoder((self._feature_sum / self.n_steps_).to(x.dtype))
+        return network.head((self._feature_sum / self.n_steps_).to(x.dtype))
 
     def _predictions(self, outputs):
         """Network outputs (n_streams, T, n_outputs) -> what predict(_proba) returns."""

@@ -23,7 +23,6 @@ from skorch.callbacks import Callback, EarlyStopping, EpochScoring, PrintLog, Pr
 from skorch.dataset import ValidSplit, unpack_data
 from skorch.utils import TeeGenerator, to_tensor
 from torch import distributed as dist
-from torch.nn import functional as F
 from torch.utils.data import DataLoader, Subset, default_collate
 
 from .batching import LengthGroupedBatchSampler, trim_to_longest
@@ -179,8 +178,15 @@ class S4Net(NeuralNet):
         return self.compiled_module()(x, **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
+        """The mean of the per-sample losses (weighted by ``sample_weight``); for the
+        members' outputs of an ensemble in training, (batch, n_members, n_outputs),
+        each sample's loss is the mean of its members' losses."""
         y_true = to_tensor(y_true, device=self.device)
-        loss = self.criterion_(y_pred, y_true)
+        if y_pred.dim() == 3:
+            loss = torch.stack([self.criterion_(y_pred[:, member], y_true)
+                                for member in range(y_pred.shape[1])], dim=1)
+        else:
+            loss = self.criterion_(y_pred, y_true)
         if loss.dim() > 1:
             loss = loss.flatten(1).mean(dim=1)
         if isinstance(X, Mapping) and "sample_weight" in X:
@@ -280,31 +286,11 @@ def _dataset_lengths(dataset):
 
 
 def _trimmed_batch(samples):
-    """Collate, then cut the padding down to a fast FFT length above the longest sequence.
-
-    The FFT of the convolution is much slower for lengths with large prime factors,
-    and the batches of unequal-length data have all sorts of lengths; the extra zero
-    steps are masked like the rest of the padding.
-    """
+    """Collate, then cut the padding down to the longest sequence of the batch (the
+    layers choose a fast FFT length for whatever length that is)."""
     X, y = default_collate(samples)
-    x = trim_to_longest(X["x"], X["lengths"])
-    steps = fast_length(x.shape[1])
-    X["x"] = F.pad(x, (0, 0, 0, steps - x.shape[1])) if steps > x.shape[1] else x
+    X["x"] = trim_to_longest(X["x"], X["lengths"])
     return X, y
-
-
-def fast_length(n):
-    """The smallest number of steps >= ``n`` whose only prime factors are 2, 3 and 5."""
-    best = 1 << max(n - 1, 0).bit_length()  # a power of 2
-    power3 = 1
-    while power3 < best:
-        power35 = power3
-        while power35 < best:
-            candidate = power35 << max(math.ceil(math.log2(n / power35)), 0)
-            best = min(best, candidate)
-            power35 *= 5
-        power3 *= 3
-    return best
 
 
 class PlainPrintLog(PrintLog):
@@ -555,8 +541,9 @@ class TrainingRun:
 
 
 def net_outputs(net, inputs):
-    """The net's outputs (n, n_outputs) float64 on the CPU for ``inputs`` (``{"x"[,
-    "lengths"]}``); ValueError where they are not finite.
+    """The net's outputs (n, n_outputs), or an ensemble's members' (n, n_members,
+    n_outputs) inside :func:`~s4learn.nn.model.members_apart`, float64 on the CPU for
+    ``inputs`` (``{"x"[, "lengths"]}``); ValueError where they are not finite.
 
     Sequences of unequal lengths run in order of length, so that each batch is trimmed
     to its longest, and the outputs are put back in the order of ``inputs``.
@@ -569,7 +556,7 @@ def net_outputs(net, inputs):
         outputs = net.forward(inputs, device="cpu").numpy().astype(np.float64)
     if lengths is not None:
         outputs[order] = outputs.copy()
-    not_finite = ~np.isfinite(outputs).all(axis=1)
+    not_finite = ~np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1)
     if not_finite.any():
         largest = float(np.abs(inputs["x"]).max())
         raise ValueError(

@@ -134,7 +134,7 @@ def test_trim_rejects_lengths_beyond_the_padding():
 
 
 def test_fast_length_is_the_next_5_smooth_number():
-    from s4learn.training import fast_length
+    from s4learn.nn.layer import fast_length
 
     def is_5_smooth(n):
         for prime in (2, 3, 5):

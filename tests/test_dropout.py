@@ -20,6 +20,16 @@ def test_untied_mask_varies_over_time():
     assert not torch.equal(y, y[:, :1].expand_as(y))
 
 
+def test_untied_mask_drops_at_the_rate_and_is_unbiased():
+    torch.manual_seed(0)
+    x = torch.ones(40, 100, 25, requires_grad=True)
+    y = SequenceDropout(0.3, tie=False)(x)
+    torch.testing.assert_close(y.unique(), torch.tensor([0.0, 1 / 0.7]))
+    assert abs((y == 0).float().mean().item() - 0.3) < 0.01
+    y.sum().backward()  # the gradient passes the kept values, scaled, and only those
+    torch.testing.assert_close(x.grad, y.detach())
+
+
 @pytest.mark.parametrize("tie", [True, False])
 def test_eval_mode_and_zero_rate_leave_the_input(tie):
     x = torch.randn(3, 10, 4)

@@ -10,7 +10,7 @@ class SequenceDropout(nn.Dropout):
     With ``tie=True`` one Bernoulli mask of shape (batch, 1, channels) is drawn and
     broadcast over the length, as the S4 reference's ``DropoutNd`` does: a channel
     is dropped for a whole sequence or not at all. With ``tie=False`` it is
-    :class:`torch.nn.Dropout`, one mask value per element. Kept values are scaled by
+    one mask value per element, as :class:`torch.nn.Dropout`. Kept values are scaled by
     ``1 / (1 - p)`` either way, and in eval mode the input is returned unchanged.
 
     Parameters
@@ -34,13 +34,16 @@ class SequenceDropout(nn.Dropout):
         self.tie = tie
 
     def forward(self, x):
-        if not self.tie or not self.training or self.p == 0 or x.dim() < 3:
-            return super().forward(x)
+        if not self.training or self.p == 0:
+            return x
         if self.p == 1:
             return torch.zeros_like(x)
-        shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)  # (B 1 H)
-        mask = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1 - self.p)
-        return x * mask / (1 - self.p)
+        shape = x.shape
+        if self.tie and x.dim() >= 3:
+            shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)  # (B 1 H)
+        # a uniform draw against p: about twice as fast on the CPU as torch's Bernoulli
+        keep = torch.rand(shape, dtype=x.dtype, device=x.device) >= self.p
+        return x * keep.to(x.dtype).mul_(1 / (1 - self.p))
 
     def extra_repr(self):
         return f"{super().extra_repr()}, tie={self.tie}"

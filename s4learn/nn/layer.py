@@ -1,60 +1,99 @@
 """The S4D layer: SSM convolution, skip D, GELU, dropout, position-wise GLU output."""
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .dropout import SequenceDropout
+from .ensemble import mixing_linear
 from .kernel import S4DKernel, cache_key
 
 
-def fft_convolution(u, k):
+def fft_length(L):
+    """The FFT length of a convolution over ``L`` steps: the smallest number >= 2L
+    whose only prime factors are 2, 3 and 5.
+
+    Any length >= 2L gives the same (linear) convolution; a length with a large prime
+    factor (2L for a prime L) makes the FFT several times slower.
+    """
+    return fast_length(2 * L)
+
+
+def fast_length(n):
+    """The smallest number >= ``n`` whose only prime factors are 2, 3 and 5."""
+    best = 1 << max(n - 1, 0).bit_length()  # a power of 2
+    power3 = 1
+    while power3 < best:
+        power35 = power3
+        while power35 < best:
+            candidate = power35 << max(math.ceil(math.log2(n / power35)), 0)
+            best = min(best, candidate)
+            power35 *= 5
+        power3 *= 3
+    return best
+
+
+def circular_kernel(k, L, n):
+    """Kernel ``k`` (H, L) or (H, 2L) laid out on a circle of ``n >= 2L`` taps.
+
+    The first L taps are lags 0..L-1; the taps after them (a bidirectional kernel's)
+    are lags -L..-1 and go to the end of the circle.
+    """
+    return torch.cat([k[:, :L], k.new_zeros(k.shape[0], n - k.shape[-1]), k[:, L:]],
+                     dim=-1)
+
+
+def fft_convolution(u, k, n=None):
     """First L steps of the circular convolution of ``u`` (B, L, H) with ``k`` (H, M).
 
-    ``M <= 2L``; the FFT has length 2L, so a kernel of length L gives the causal
-    convolution and the last L taps of a length-2L kernel act at lags -L..-1. The
-    backward pass reuses the forward spectra and needs one real FFT and one inverse
-    real FFT of batch size (instead of a full complex FFT).
+    ``M <= n``, the FFT length (default 2L); with ``n >= 2L`` a kernel of length L
+    gives the causal convolution and the last L taps of a length-n kernel act at lags
+    -L..-1 (see :func:`circular_kernel`). The backward pass reuses the forward spectra
+    and needs one real FFT and one inverse real FFT of batch size (instead of a full
+    complex FFT).
 
     Returns
     -------
     Tensor of shape (B, L, H)
     """
-    return _FFTConvolution.apply(u, k)
+    return _FFTConvolution.apply(u, k, 2 * u.shape[-2] if n is None else n)
 
 
-def _spectral_convolution(u, k_f):
-    """:func:`fft_convolution` of ``u`` (B, L, H) with a kernel given by its spectrum."""
-    n = 2 * u.shape[-2]
+def _spectral_convolution(u, k_f, n):
+    """:func:`fft_convolution` of ``u`` (B, L, H) with a kernel given by its spectrum
+    ``k_f`` of FFT length ``n``."""
+    L = u.shape[-2]
     u_f = torch.fft.rfft(u.transpose(-1, -2), n=n)  # (B H n/2+1)
-    return torch.fft.irfft(u_f.mul_(k_f), n=n)[..., :n // 2].transpose(-1, -2)
+    return torch.fft.irfft(u_f.mul_(k_f), n=n)[..., :L].transpose(-1, -2)
 
 
 class _FFTConvolution(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, k):
-        n = 2 * u.shape[-2]
+    def forward(ctx, u, k, n):
+        L = u.shape[-2]
         u_f = torch.fft.rfft(u.transpose(-1, -2), n=n)  # (B H n/2+1)
         k_f = torch.fft.rfft(k, n=n)  # (H n/2+1)
         ctx.save_for_backward(u_f, k_f)
-        ctx.k_length = k.shape[-1]
-        y = torch.fft.irfft(u_f * k_f, n=n)[..., :n // 2]  # (B H L)
+        ctx.k_length, ctx.n = k.shape[-1], n
+        y = torch.fft.irfft(u_f * k_f, n=n)[..., :L]  # (B H L)
         # a (B, L, H)-contiguous result: elementwise kernels on mixed layouts are slow
         return y.transpose(-1, -2).contiguous()
 
     @staticmethod
     def backward(ctx, grad_y):
         u_f, k_f = ctx.saved_tensors
-        n = 2 * grad_y.shape[-2]
+        n, L = ctx.n, grad_y.shape[-2]
         g_f = torch.fft.rfft(grad_y.transpose(-1, -2), n=n)  # (B H n/2+1)
         grad_u = grad_k = None
         if ctx.needs_input_grad[0]:
-            grad_u = torch.fft.irfft(g_f * k_f.conj(), n=n)[..., :n // 2]  # (B H L)
+            grad_u = torch.fft.irfft(g_f * k_f.conj(), n=n)[..., :L]  # (B H L)
             grad_u = grad_u.transpose(-1, -2).contiguous()
         if ctx.needs_input_grad[1]:
             grad_k_f = torch.einsum("bhf,bhf->hf", g_f, u_f.conj())  # (H n/2+1)
             grad_k = torch.fft.irfft(grad_k_f, n=n)[..., :ctx.k_length]
-        return grad_u, grad_k
+        return grad_u, grad_k, None
 
 
 class S4D(nn.Module):
@@ -86,6 +125,9 @@ class S4D(nn.Module):
     mode : {"fast", "plain"}, default="fast"
         How the kernel and the convolution are computed (see :class:`S4DKernel`);
         ``"plain"`` is the reference path. Settable later through :attr:`mode`.
+    n_groups : int, default=1
+        Independent groups of ``d_model / n_groups`` channels (the members of an
+        ensemble): the output projection maps each group to itself only.
 
     Examples
     --------
@@ -97,9 +139,13 @@ class S4D(nn.Module):
     """
 
     def __init__(self, d_model, d_state=64, dropout=0.0, bidirectional=False, init="legs",
-                 dt_min=0.001, dt_max=0.1, ssm_lr=0.001, mode="fast", tie_dropout=False):
+                 dt_min=0.001, dt_max=0.1, ssm_lr=0.001, mode="fast", tie_dropout=False,
+                 n_groups=1):
         super().__init__()
+        if d_model % n_groups:
+            raise ValueError(f"d_model={d_model} does not split into n_groups={n_groups}")
         self.d_model = d_model
+        self.n_groups = n_groups
         self.d_state = d_state
         self.bidirectional = bidirectional
         self.kernel = S4DKernel(d_model, d_state, channels=2 if bidirectional else 1,
@@ -108,7 +154,8 @@ class S4D(nn.Module):
         self.D = nn.Parameter(torch.randn(d_model))
         self.activation = nn.GELU()
         self.dropout = SequenceDropout(dropout, tie=tie_dropout)
-        self.output_linear = nn.Linear(d_model, 2 * d_model)
+        self.output_linear = mixing_linear(n_groups, d_model // n_groups,
+                                           2 * d_model // n_groups)
         self._cache = None  # (key, kernel spectrum) for prediction; never pickled
         self._step_cache = None  # (key, recurrence) for step, likewise
 
@@ -150,12 +197,14 @@ class S4D(nn.Module):
         if self.mode == "plain":
             return self._plain_convolution(u)
         L = u.shape[-2]
+        n = fft_length(L)
         if torch.is_grad_enabled():
-            return fft_convolution(u, self.kernel_with_skip(L))
+            return fft_convolution(u, circular_kernel(self.kernel_with_skip(L), L, n), n)
         key = cache_key(self, L)
         if self._cache is None or self._cache[0] != key:
-            self._cache = (key, torch.fft.rfft(self.kernel_with_skip(L), n=2 * L))
-        return _spectral_convolution(u, self._cache[1])
+            k = circular_kernel(self.kernel_with_skip(L), L, n)
+            self._cache = (key, torch.fft.rfft(k, n=n))
+        return _spectral_convolution(u, self._cache[1], n)
 
     def kernel_with_skip(self, L):
         """Kernel (H, L) or (H, 2L) with the skip term ``D u`` folded into lag 0."""
@@ -193,7 +242,8 @@ class S4D(nn.Module):
         """The layer's output from its convolution ``y`` (B, L, H): activation, dropout
         and the gated output projection (GLU)."""
         y = self.dropout(self.activation(y))
-        return F.glu(self.output_linear(y), dim=-1)
+        z = self.output_linear(y).unflatten(-1, (getattr(self, "n_groups", 1), -1))
+        return F.glu(z, dim=-1).flatten(-2)  # each group gated by its own half
 
     def default_state(self, batch_size, device=None):
         """Zero state for :meth:`step`: complex tensor of shape (batch, H, N/2)."""

@@ -1,11 +1,13 @@
 """S4Model: encoder, residual S4D blocks, pooling over time, decoder."""
 
 import math
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from .dropout import SequenceDropout
+from .ensemble import MEMBER_MEANS, member_mean, mixing_linear
 from .layer import S4D
 from .norm import SequenceBatchNorm, make_norm, normalize
 
@@ -67,6 +69,16 @@ class S4Model(nn.Module):
     pool : {"mean", "last"}, default="mean"
         Pooling over time: the mean of all steps, or the last step (of the real steps
         when ``lengths`` is given).
+    n_members : int, default=1
+        Members of an ensemble trained as one network: ``n_members`` networks of width
+        ``d_model`` side by side (see :mod:`s4learn.nn.ensemble`), which share nothing
+        but the input. In training mode the output is each member's,
+        ``(batch, n_members, d_output)``, for each to train on its own loss; in eval
+        mode it is the members' mean (see ``member_mean``).
+    member_mean : {"outputs", "probabilities"}, default="outputs"
+        How members combine in eval mode: the mean of their outputs, or, for
+        classification logits, the log of their mean softmax probability. Inside
+        :func:`members_apart` the members' outputs come out as in training.
     **layer_kwargs
         Passed on to :class:`S4D` (``dt_min``, ``dt_max``, ``ssm_lr``).
 
@@ -96,7 +108,7 @@ class S4Model(nn.Module):
     def __init__(self, d_input, d_output, d_model=48, n_layers=2, d_state=64, dropout=0.3,
                  prenorm=True, bidirectional=False, init="legs", pool="mean",
                  tie_dropout=False, norm="batch", differences=True, log_differences=True,
-                 **layer_kwargs):
+                 n_members=1, member_mean="outputs", **layer_kwargs):
         super().__init__()
         self.config = dict(d_input=d_input, d_output=d_output, d_model=d_model,
                            n_layers=n_layers, d_state=d_state, dropout=dropout,
@@ -104,10 +116,16 @@ class S4Model(nn.Module):
                            pool=pool, tie_dropout=tie_dropout, norm=norm,
                            differences=differences, log_differences=log_differences,
                            **layer_kwargs)
+        if n_members != 1:  # configs of single networks stay as they were
+            self.config.update(n_members=n_members, member_mean=member_mean)
         if pool not in POOLINGS:
             raise ValueError(f"pool must be one of {POOLINGS}, got {pool!r}")
         if log_differences and not differences:
             raise ValueError("log_differences=True needs differences=True")
+        check_members(n_members, member_mean, norm)
+        self.n_members = n_members
+        self.member_mean = member_mean
+        self.width = width = n_members * d_model  # channels of every block
         self.prenorm = prenorm
         self.pool = pool
         self.d_input = d_input
@@ -116,15 +134,15 @@ class S4Model(nn.Module):
         if differences:
             self.difference_norm = SequenceBatchNorm(d_input, affine=False)
         n_views = 1 + differences + log_differences
-        self.encoder = nn.Linear(n_views * d_input, d_model)
+        self.encoder = nn.Linear(n_views * d_input, width)  # each member's rows its own
         self.layers = nn.ModuleList(
-            S4D(d_model, d_state, dropout=dropout, bidirectional=bidirectional, init=init,
-                tie_dropout=tie_dropout, **layer_kwargs)
+            S4D(width, d_state, dropout=dropout, bidirectional=bidirectional, init=init,
+                tie_dropout=tie_dropout, n_groups=n_members, **layer_kwargs)
             for _ in range(n_layers))
-        self.norms = nn.ModuleList(make_norm(norm, d_model) for _ in range(n_layers))
+        self.norms = nn.ModuleList(make_norm(norm, width) for _ in range(n_layers))
         self.dropouts = nn.ModuleList(SequenceDropout(dropout, tie=tie_dropout)
                                       for _ in range(n_layers))
-        self.decoder = nn.Linear(d_model, d_output)
+        self.decoder = self.new_decoder(d_output)
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -133,6 +151,25 @@ class S4Model(nn.Module):
             self.differences = False
         if "log_differences" not in state:  # pickled before log_differences existed
             self.log_differences = False
+        if "n_members" not in state:  # pickled before ensembles existed
+            self.n_members, self.member_mean = 1, "outputs"
+            self.width = self.layers[0].d_model if len(self.layers) else \
+                self.decoder.in_features
+
+    @property
+    def d_model(self):
+        """Width of one member's S4D layers."""
+        return self.width // self.n_members
+
+    @property
+    def d_output(self):
+        """Number of outputs (of each member)."""
+        return self.decoder.out_features // self.n_members
+
+    def new_decoder(self, d_output):
+        """A freshly initialised output layer for ``d_output`` outputs per member."""
+        device = self.encoder.weight.device
+        return mixing_linear(self.n_members, self.d_model, d_output).to(device)
 
     def forward(self, x, lengths=None):
         """Map ``x`` of shape (batch, length, d_input) to (batch, d_output).
@@ -152,7 +189,18 @@ class S4Model(nn.Module):
         Tensor of shape (batch, d_output)
         """
         mask = padding_mask(lengths, x)
-        return self.decoder(self.pool_time(self._features(x, mask), lengths))
+        return self.head(self.pool_time(self._features(x, mask), lengths))
+
+    def head(self, pooled):
+        """The outputs from the pooled features (batch, n_members * d_model): the
+        decoder's, and for an ensemble its members' (training mode) or their mean."""
+        outputs = self.decoder(pooled)
+        if self.n_members == 1:
+            return outputs
+        members = outputs.unflatten(-1, (self.n_members, -1))  # (B K d_output)
+        if self.training or getattr(self, "_members_apart", False):
+            return members
+        return member_mean(members, self.member_mean)
 
     def features(self, x, lengths=None):
         """Per-step features after the last block, shape (batch, length, d_model).
@@ -212,6 +260,28 @@ class S4Model(nn.Module):
         if self.pool == "mean":
             return x.sum(dim=1) / lengths.unsqueeze(-1).to(x.dtype)
         return x[torch.arange(x.shape[0], device=x.device), lengths - 1]
+
+
+@contextmanager
+def members_apart(network):
+    """Within the block, ``network`` (an ensemble) outputs each member's outputs,
+    (batch, n_members, d_output), in eval mode as well."""
+    network._members_apart = True
+    try:
+        yield network
+    finally:
+        network._members_apart = False
+
+
+def check_members(n_members, member_mean, norm):
+    """ValueError for an ensemble setting that :class:`S4Model` cannot build."""
+    if not (isinstance(n_members, int) and n_members >= 1):
+        raise ValueError(f"n_members must be an int >= 1, got {n_members!r}")
+    if member_mean not in MEMBER_MEANS:
+        raise ValueError(f"member_mean must be one of {MEMBER_MEANS}, got {member_mean!r}")
+    if n_members > 1 and norm != "batch":
+        raise ValueError("n_members > 1 needs norm='batch': a layer norm over the "
+                         "channels would mix the members")
 
 
 def least_parameter_count(d_input, d_output, d_model, n_layers, d_state):

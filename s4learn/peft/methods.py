@@ -71,6 +71,7 @@ class FineTuningMethod(BaseEstimator):
             :meth:`adapt` as ``warmed_up``.
         """
         self._check_settings()
+        check_single_network(model)
         if self.ssm_method != "sdlora":
             return None
         self._selection_counts(model)
@@ -99,6 +100,7 @@ class FineTuningMethod(BaseEstimator):
         model
         """
         self._check_settings()
+        check_single_network(model)
         selections = None
         if self.ssm_method == "sdlora":
             selections = self._select_dimensions(model, warmed_up)
@@ -356,3 +358,12 @@ def _sparse_kernel(kernel, trainable, kept):
     updates["C"] = SparseUpdate(kernel.C.shape, C_entries.flatten(), kernel.C)
     C_mask = None if bool(kept.all()) else kept
     return AdaptedS4DKernel(kernel, updates, trainable=("log_dt",), C_mask=C_mask)
+
+
+def check_single_network(model):
+    """ValueError for an ensemble: adapters are fitted to one network's layers."""
+    if model.n_members > 1:
+        raise ValueError(f"LoRA and SDLoRA adapt a single network, and the pretrained "
+                         f"model is an ensemble of n_members={model.n_members}; fine-tune "
+                         f"it with finetune=None (all weights), or pretrain with "
+                         f"n_members=1")

@@ -43,6 +43,6 @@ def finetuning_network(network, n_channels, n_outputs, keep_head, device, dropou
             module.p = dropout
         if isinstance(module, SequenceBatchNorm):
             module.freeze_statistics = False
-    if not (keep_head and network.decoder.out_features == n_outputs):
-        network.decoder = nn.Linear(network.decoder.in_features, n_outputs, device=device)
+    if not (keep_head and network.d_output == n_outputs):
+        network.decoder = network.new_decoder(n_outputs)
     return network

@@ -1,0 +1,143 @@
+"""Ensembles trained as one network (n_members): independent members, mean outputs."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import softmax
+
+from s4learn import S4Classifier, S4Regressor, load_model, save_model
+from s4learn.export import export_program
+from s4learn.nn import S4Model
+from s4learn.nn.ensemble import GroupedLinear
+from s4learn.nn.model import members_apart
+from s4learn.peft import LoRA
+from s4learn.streaming import StreamingPredictor
+
+ENSEMBLE = dict(d_model=8, n_layers=2, d_state=8, n_members=3, max_epochs=4, device="cpu",
+                random_state=0)
+LENGTH = 16
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.RandomState(0)
+    X = rng.randn(64, LENGTH, 2)
+    return X, (X[:, :, 0].cumsum(axis=1)[:, -4:].mean(axis=1) > 0).astype(int)
+
+
+@pytest.fixture(scope="module")
+def classifier(data):
+    return S4Classifier(**ENSEMBLE).fit(*data)
+
+
+@pytest.fixture(scope="module")
+def regressor(data):
+    X, _ = data
+    y = np.stack([X[:, :, 0].sum(axis=1), X[:, -1, 1]], axis=1) * 5 + 3
+    return S4Regressor(**{**ENSEMBLE, "max_epochs": 20}).fit(X, y), y
+
+
+def member_probabilities(classifier, X):
+    with members_apart(classifier.net_.module_):
+        return softmax(classifier._forward(X), axis=-1)  # (n, members, classes)
+
+
+def test_grouped_linear_equals_its_block_diagonal_linear():
+    torch.manual_seed(0)
+    grouped = GroupedLinear(3, 4, 5)
+    dense = torch.block_diag(*grouped.weight.detach())  # (15, 12)
+    x = torch.randn(2, 7, 12)
+    torch.testing.assert_close(grouped(x), x @ dense.T + grouped.bias.detach())
+
+
+def test_members_share_nothing_but_the_input():
+    torch.manual_seed(0)
+    network = S4Model(d_input=2, d_output=3, d_model=4, n_layers=2, d_state=8,
+                      n_members=3).eval()
+    x = torch.randn(5, 10, 2)
+    with torch.no_grad(), members_apart(network):
+        before = network(x)
+        for name, tensor in [*network.named_parameters(), *network.named_buffers()]:
+            if tensor.dim() == 0 or name.startswith("difference_norm"):
+                continue  # a batch count; the shared input statistics
+            axis = 1 if name.endswith("kernel.C") else 0  # the channels (or groups)
+            member_1 = tensor.unflatten(axis, (3, -1)).select(axis, 1)
+            member_1.add_(0.5)
+        after = network(x)
+    torch.testing.assert_close(after[:, [0, 2]], before[:, [0, 2]])
+    assert not torch.allclose(after[:, 1], before[:, 1])
+
+
+def test_members_differ_and_predict_proba_is_their_mean(classifier, data):
+    X, _ = data
+    members = member_probabilities(classifier, X[:20])
+    assert members.shape == (20, 3, 2)
+    spread = np.abs(members - members.mean(axis=1, keepdims=True)).max()
+    assert spread > 1e-2  # three differently initialised networks
+    np.testing.assert_allclose(classifier.predict_proba(X[:20]), members.mean(axis=1),
+                               rtol=0, atol=1e-6)
+    assert classifier.score(*data) > 0.7
+
+
+def test_saved_loaded_and_exported_ensembles_predict_the_same(classifier, data, tmp_path):
+    X, _ = data
+    expected = classifier.predict_proba(X[:9])
+    save_model(classifier, tmp_path / "ensemble.s4")
+    loaded = load_model(tmp_path / "ensemble.s4")
+    assert loaded.net_.module_.n_members == 3
+    np.testing.assert_array_equal(loaded.predict_proba(X[:9]), expected)
+    program = export_program(classifier, LENGTH)
+    with torch.no_grad():
+        exported = program.module()(torch.tensor(X[:9], dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(exported, expected, rtol=0, atol=1e-5)
+
+
+def test_stream_is_the_members_mean_on_every_prefix(classifier, data):
+    X, _ = data
+    predictor = StreamingPredictor(classifier).reset(n_streams=4)
+    streamed = predictor.update(X[:4])
+    for t in range(1, LENGTH + 1):
+        prefix = copy.copy(classifier)
+        prefix.input_shape_, prefix.n_features_in_ = (t, 2), 2 * t
+        prefix.layout = "NLC"  # a prefix may have fewer steps than channels
+        np.testing.assert_allclose(streamed[:, t - 1], prefix.predict_proba(X[:4, :t]),
+                                   rtol=0, atol=1e-5)
+
+
+def test_regressor_predicts_the_members_mean_with_their_spread(regressor, data):
+    model, y = regressor
+    X, _ = data
+    with members_apart(model.net_.module_):
+        members = model._forward(X[:10]) * model.target_scale_ + model.target_mean_
+    y_pred, y_std = model.predict(X[:10], return_std=True)
+    np.testing.assert_allclose(y_pred, members.mean(axis=1))
+    np.testing.assert_allclose(y_std, members.std(axis=1, ddof=1))
+    assert (y_std > 0).all()
+    np.testing.assert_array_equal(model.predict(X[:10]), y_pred)
+    assert model.score(X, y) > 0.3
+
+
+def test_return_std_of_a_single_network_is_refused(fitted_regressor):
+    model, X = fitted_regressor[0], fitted_regressor[1]
+    with pytest.raises(ValueError, match=r"return_std=True needs an ensemble: this model "
+                                         r"has n_members=1; fit it with n_members >= 2"):
+        model.predict(X[:3], return_std=True)
+
+
+def test_an_ensemble_fine_tunes_whole_but_not_by_lora(classifier, data):
+    X, y = data
+    tuned = S4Classifier(**{**ENSEMBLE, "max_epochs": 1}, pretrained=classifier).fit(
+        X[::-1].copy(), 1 - y[::-1])
+    assert tuned.net_.module_.n_members == 3
+    assert tuned.predict_proba(X[:3]).shape == (3, 2)
+    with pytest.raises(ValueError, match="LoRA and SDLoRA adapt a single network, and "
+                                         "the pretrained model is an ensemble of "
+                                         "n_members=3"):
+        S4Classifier(**ENSEMBLE, pretrained=classifier, finetune=LoRA()).fit(X, y)
+
+
+def test_layer_norm_ensembles_are_refused():
+    with pytest.raises(ValueError, match="n_members > 1 needs norm='batch'"):
+        S4Model(d_input=1, d_output=2, n_members=2, norm="layer")
