@@ -12,7 +12,7 @@ from s4learn.export import export_program
 from s4learn.nn import S4Model
 from s4learn.nn.ensemble import GroupedLinear
 from s4learn.nn.model import members_apart
-from s4learn.peft import LoRA
+from s4learn.peft import LoRA, SDLoRA
 from s4learn.streaming import StreamingPredictor
 
 ENSEMBLE = dict(d_model=8, n_layers=2, d_state=8, n_members=3, max_epochs=4, device="cpu",
@@ -126,16 +126,23 @@ def test_return_std_of_a_single_network_is_refused(fitted_regressor):
         model.predict(X[:3], return_std=True)
 
 
-def test_an_ensemble_fine_tunes_whole_but_not_by_lora(classifier, data):
+@pytest.mark.parametrize("finetune", [None, LoRA(), SDLoRA(warmup_epochs=1)],
+                         ids=["whole", "lora", "sdlora"])
+def test_an_ensemble_fine_tunes_and_merges_member_by_member(classifier, data, finetune,
+                                                            tmp_path):
     X, y = data
-    tuned = S4Classifier(**{**ENSEMBLE, "max_epochs": 1}, pretrained=classifier).fit(
-        X[::-1].copy(), 1 - y[::-1])
+    tuned = S4Classifier(**{**ENSEMBLE, "max_epochs": 2}, pretrained=classifier,
+                         finetune=finetune).fit(X[::-1].copy(), 1 - y[::-1])
     assert tuned.net_.module_.n_members == 3
-    assert tuned.predict_proba(X[:3]).shape == (3, 2)
-    with pytest.raises(ValueError, match="LoRA and SDLoRA adapt a single network, and "
-                                         "the pretrained model is an ensemble of "
-                                         "n_members=3"):
-        S4Classifier(**ENSEMBLE, pretrained=classifier, finetune=LoRA()).fit(X, y)
+    adapted = tuned.predict_proba(X[:8])
+    assert np.abs(adapted - classifier.predict_proba(X[:8])).max() > 1e-3
+    tuned.merge()
+    grouped = [m for m in tuned.net_.module_.modules() if isinstance(m, GroupedLinear)]
+    assert len(grouped) == 3  # two mixing layers and the decoder stay block-diagonal
+    np.testing.assert_allclose(tuned.predict_proba(X[:8]), adapted, rtol=0, atol=1e-6)
+    save_model(tuned, tmp_path / "tuned.s4")
+    np.testing.assert_allclose(load_model(tmp_path / "tuned.s4").predict_proba(X[:8]),
+                               adapted, rtol=0, atol=1e-6)
 
 
 def test_layer_norm_ensembles_are_refused():

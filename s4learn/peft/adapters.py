@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..nn import S4DKernel
+from ..nn.ensemble import GroupedLinear
 
 
 class LoRALinear(nn.Module):
@@ -52,6 +53,43 @@ class LoRALinear(nn.Module):
             if self.base.bias is not None:
                 linear.bias.copy_(self.base.bias)
         return linear
+
+
+class GroupedLoRALinear(LoRALinear):
+    """:class:`LoRALinear` of a :class:`~s4learn.nn.ensemble.GroupedLinear`: each group
+    (ensemble member) gets its own ``B A`` of ``rank``, so the update, like the base,
+    maps each group to itself and merges into a ``GroupedLinear``."""
+
+    def __init__(self, base, rank, alpha=None, dropout=0.0):
+        nn.Module.__init__(self)
+        self.base = base.requires_grad_(False)
+        self.scaling = (rank if alpha is None else alpha) / rank
+        groups, out_features, in_features = base.weight.shape
+        self.lora_A = nn.Parameter(base.weight.new_empty(groups, rank, in_features))
+        self.lora_B = nn.Parameter(base.weight.new_zeros(groups, out_features, rank))
+        for group in self.lora_A.data:
+            nn.init.kaiming_uniform_(group, a=math.sqrt(5))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        x_groups = self.dropout(x).unflatten(-1, (self.base.n_groups, -1))  # (... G in)
+        update = torch.einsum("...gi,gri,gor->...go", x_groups, self.lora_A, self.lora_B)
+        return self.base(x) + self.scaling * update.flatten(-2)
+
+    def merged(self):
+        """A plain ``GroupedLinear`` computing the same function (in eval mode)."""
+        groups, out_features, in_features = self.base.weight.shape
+        linear = GroupedLinear(groups, in_features, out_features).to(self.base.weight)
+        with torch.no_grad():
+            linear.weight.copy_(self.base.weight + self.scaling * self.lora_B @ self.lora_A)
+            linear.bias.copy_(self.base.bias)
+        return linear
+
+
+def lora_linear(base, rank, alpha=None, dropout=0.0):
+    """The LoRA adapter of ``base``: grouped for a ``GroupedLinear``, else plain."""
+    kind = GroupedLoRALinear if isinstance(base, GroupedLinear) else LoRALinear
+    return kind(base, rank, alpha, dropout)
 
 
 class SparseUpdate(nn.Module):

@@ -14,7 +14,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ..nn.norm import SequenceBatchNorm
-from .adapters import AdaptedS4DKernel, LoRALinear, LowRankUpdate, SparseUpdate
+from .adapters import AdaptedS4DKernel, LowRankUpdate, SparseUpdate, lora_linear
 
 SSM_METHODS = ("full", "freeze", "lora", "sdlora")
 LP_METHODS = ("full", "freeze", "lora")
@@ -71,7 +71,6 @@ class FineTuningMethod(BaseEstimator):
             :meth:`adapt` as ``warmed_up``.
         """
         self._check_settings()
-        check_single_network(model)
         if self.ssm_method != "sdlora":
             return None
         self._selection_counts(model)
@@ -100,7 +99,6 @@ class FineTuningMethod(BaseEstimator):
         model
         """
         self._check_settings()
-        check_single_network(model)
         selections = None
         if self.ssm_method == "sdlora":
             selections = self._select_dimensions(model, warmed_up)
@@ -132,7 +130,7 @@ class FineTuningMethod(BaseEstimator):
 
     def _adapt_linear(self, linear):
         if self.lp_method == "lora":
-            return LoRALinear(linear, self.lora_rank, self.lora_alpha, self.lora_dropout)
+            return lora_linear(linear, self.lora_rank, self.lora_alpha, self.lora_dropout)
         return linear.requires_grad_(self.lp_method == "full")
 
     def _adapt_kernel(self, kernel, selection):
@@ -359,11 +357,3 @@ def _sparse_kernel(kernel, trainable, kept):
     C_mask = None if bool(kept.all()) else kept
     return AdaptedS4DKernel(kernel, updates, trainable=("log_dt",), C_mask=C_mask)
 
-
-def check_single_network(model):
-    """ValueError for an ensemble: adapters are fitted to one network's layers."""
-    if model.n_members > 1:
-        raise ValueError(f"LoRA and SDLoRA adapt a single network, and the pretrained "
-                         f"model is an ensemble of n_members={model.n_members}; fine-tune "
-                         f"it with finetune=None (all weights), or pretrain with "
-                         f"n_members=1")
