@@ -955,3 +955,17 @@ def test_model_names_that_are_not_plain_file_names_are_refused(tmp_path, name, c
     assert "argument --model_name: expected a file name without folders" in \
         capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_an_ensemble_regressor_writes_its_standard_deviation(tmp_path, table):
+    data = ["--dataset", table, "--dependent_variable", "load", "--independent_variables",
+            "temp", "rain", "--window", "3", "--quiet"]
+    assert run(tmp_path, "train", *data, "--modelname", "members", "--n_members", "3",
+               *TINY) == 0
+    model = load_model(tmp_path / "s4learn_runs" / "members.safetensors")
+    assert run(tmp_path, "predict", "--dataset", table, "--modelname", "members") == 0
+    predictions = pd.read_csv(tmp_path / "s4learn_runs" / "members_predictions.csv")
+    y_pred, y_std = model.predict(pd.read_csv(table)[["temp", "rain"]], return_std=True)
+    np.testing.assert_allclose(predictions["y_pred"], y_pred)
+    np.testing.assert_allclose(predictions["y_std"], y_std)
+    assert (y_std > 0).all()

@@ -33,11 +33,15 @@ def evaluate(estimator, split, task):
 
 
 def results_frame(model, X, row_id, y_true=None, features=None):
-    """Row ids, true targets (when known), predictions and class probabilities."""
+    """Row ids, true targets (when known), predictions and class probabilities (or, for
+    an ensemble regressor, the members' standard deviation)."""
     results = pd.DataFrame({"row_id": row_id})
     if y_true is not None:
         results["y_true"] = y_true
-    results["y_pred"] = model.predict(X)
+    if is_ensemble_regressor(model):
+        results["y_pred"], results["y_std"] = model.predict(X, return_std=True)
+    else:
+        results["y_pred"] = model.predict(X)
     if is_classifier(model):
         proba = model.predict_proba(X)
         for column, label in enumerate(model.classes_):
@@ -45,6 +49,14 @@ def results_frame(model, X, row_id, y_true=None, features=None):
     if features is not None:
         results = pd.concat([results, features.reset_index(drop=True)], axis=1)
     return results
+
+
+def is_ensemble_regressor(model):
+    """Whether ``model`` (an estimator or a pipeline ending in one) is a regressor of
+    several members, which predicts a standard deviation."""
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    network = getattr(getattr(final, "net_", None), "module_", None)
+    return not is_classifier(final) and getattr(network, "n_members", 1) > 1
 
 
 def write_results(estimator, split, args, path):
