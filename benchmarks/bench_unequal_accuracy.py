@@ -5,8 +5,8 @@ the list of series (batches grouped by length, padding masked), on the series
 zero-padded at the end to the longest (as a model without masking needs), and on the
 series linearly resampled to the longest length. Sets: the unequal-length sets of the
 classification pool (aeon's JapaneseVowels and PickupGestureWiimoteZ, official splits)
-and a generated one whose lengths spread over a factor of 20: 300 train and 300 test
-series of 30 to 600 steps of noise, each holding one short motif at a random place,
+and a generated one whose lengths spread over a factor of 15: 150 train and 150 test
+series of 20 to 300 steps of noise, each holding one short motif at a random place,
 a rise-then-fall or a fall-then-rise (the class).
 
 Run: python benchmarks/bench_unequal_accuracy.py [--seeds 3] [--settings '{"max_epochs": 30}']
@@ -27,7 +27,7 @@ MARKER = "<!-- bench_unequal_accuracy -->"
 SETS = ("JapaneseVowels", "PickupGestureWiimoteZ", "generated motifs")
 
 
-def motif_series(n, seed, low=30, high=600, width=12):
+def motif_series(n, seed, low=20, high=300, width=8):
     """``n`` series (1, length) of noise with one motif each, and the motif's class."""
     rng = np.random.RandomState(seed)
     shape = np.sin(np.linspace(0, np.pi, width)) * 2.5
@@ -45,7 +45,7 @@ def motif_series(n, seed, low=30, high=600, width=12):
 
 def load(name):
     if name == "generated motifs":
-        return (*motif_series(300, 0), *motif_series(300, 1))
+        return (*motif_series(150, 0), *motif_series(150, 1))
     from aeon.datasets import load_classification
     return (*load_classification(name, split="train"),
             *load_classification(name, split="test"))
