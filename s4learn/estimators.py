@@ -18,7 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from scipy.special import log_softmax
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
@@ -47,6 +47,7 @@ from .training import (
     held_out_split,
     net_outputs,
     own_torch_rng,
+    refit_readout,
     resolve_device,
     run_training,
     standard_callbacks,
@@ -112,8 +113,9 @@ _COMMON_ATTRIBUTES = """\
     validation_loss_curve_ : list of float or None
         Validation loss of each epoch, None as for ``validation_scores_``.
     best_loss_ : float
-        Lowest validation loss over the epochs, or the lowest training loss when no
-        epoch had validation data."""
+        Lowest validation loss over the epochs (or of the closed-form output layer
+        that ``fit`` ends with, where the validation data kept it), or the lowest
+        training loss when no epoch had validation data."""
 
 
 
@@ -152,7 +154,8 @@ class FittedSummaries:
     @property
     def best_loss_(self):
         losses = self.validation_loss_curve_ or self.loss_curve_
-        return min(loss for loss in losses if loss is not None)
+        readout = self._history_column("readout_valid_loss", optional=True) or []
+        return min(loss for loss in losses + readout if loss is not None)
 
     def _history_column(self, key, optional=False):
         """One value per epoch of ``net_.history``; with ``optional``, None where an
@@ -310,6 +313,8 @@ class S4Estimator(LegacyParameters, FittedSummaries, BaseEstimator):
                 self.net_ = build_net(self._network(data), self._net_settings(len(data.y)))
             run_training(self.net_, run, data.inputs, data.y,
                          self._train_split(validation_data))
+            if run.readout:
+                refit_readout(self.net_, data, classifier=is_classifier(self))
         self.torch_rng_state_ = rng["state"]
         self.n_epochs_ = len(self.net_.history)
         return self

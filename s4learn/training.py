@@ -28,7 +28,10 @@ from torch.utils.data import DataLoader, Subset, default_collate
 from .batching import LengthGroupedBatchSampler, trim_to_longest
 from .checkpoints import restore_net_state, set_rng_states
 from .nn import param_groups
+from .nn.ensemble import set_member_weights
+from .nn.model import pooled_out
 from .parameters import check_value
+from .readout import readout_layer
 
 # training precision -> autocast dtype (None: no autocast)
 PRECISIONS = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -515,6 +518,8 @@ class TrainingRun:
         Leave out the samples of a short last batch each epoch, or train every sample.
     checkpoint : dict or None
         The state of an interrupted run to go on from.
+    readout : bool
+        Refit the output layer in closed form at the end (:mod:`s4learn.readout`).
     """
 
     epochs: int
@@ -522,6 +527,7 @@ class TrainingRun:
     decay_lr: bool = True
     full_batches: bool = True
     checkpoint: dict = None
+    readout: bool = True
 
     @classmethod
     def fit(cls, epochs, new_net=True):
@@ -536,8 +542,9 @@ class TrainingRun:
 
     @classmethod
     def partial_fit(cls, new_net):
-        """One epoch at the constant ``lr`` on every sample."""
-        return cls(1, new_net=new_net, decay_lr=False, full_batches=False)
+        """One epoch at the constant ``lr`` on every sample, the output layer trained as
+        the rest (an incremental step, not a finished fit)."""
+        return cls(1, new_net=new_net, decay_lr=False, full_batches=False, readout=False)
 
 
 def net_outputs(net, inputs):
@@ -589,6 +596,45 @@ def run_training(net, run, inputs, y, train_split):
     finally:
         net.run_ = None  # a checkpoint is not kept with the fitted net
     return net
+
+
+def refit_readout(net, data, classifier):
+    """Replace the trained net's output layer by the ridge fit of the targets on its
+    pooled features (:mod:`s4learn.readout`); ``data`` is the :class:`TrainingData`.
+
+    Where the net validates (``train_split``), the ridge sees only the training part,
+    and the new layer is kept only if it lowers the validation loss; its validation
+    loss is then recorded in the last epoch's ``readout_valid_loss``.
+    """
+    network, weights = net.module_, np.asarray(data.inputs["sample_weight"])
+    rows, valid = np.arange(len(data.y)), None
+    if net.train_split is not None:
+        train, valid = net.get_split_datasets(data.inputs, data.y)
+        rows = np.asarray(getattr(train, "indices", rows))
+    with pooled_out(network):
+        pooled = net_outputs(net, data.inputs)[rows]
+    weight, bias = readout_layer(pooled, np.asarray(data.y)[rows], weights[rows],
+                                 network.n_members, network.d_output, classifier)
+    trained = copy.deepcopy(network.decoder.state_dict())
+    before = None if valid is None else validation_loss(net, valid)
+    set_member_weights(network.decoder, weight, bias)
+    if valid is None:
+        return
+    after = validation_loss(net, valid)
+    if after < before:
+        net.history.record("readout_valid_loss", after)
+    else:
+        network.decoder.load_state_dict(trained)
+
+
+def validation_loss(net, dataset):
+    """The net's loss on ``dataset``, averaged over samples as skorch's ``valid_loss``."""
+    total, count = 0.0, 0
+    for batch in net.get_iterator(dataset, training=False):
+        n_samples = len(unpack_data(batch)[1])
+        total += float(net.validation_step(batch)["loss"]) * n_samples
+        count += n_samples
+    return total / count
 
 
 def restore_checkpoint(net, checkpoint):

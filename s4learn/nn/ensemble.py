@@ -78,3 +78,13 @@ def member_mean(outputs, member_mean):
         return outputs.mean(dim=1)
     log_mean = torch.logsumexp(torch.log_softmax(outputs, dim=-1), dim=1)
     return log_mean - math.log(outputs.shape[1])
+
+
+def set_member_weights(linear, weight, bias):
+    """Give ``linear`` (from :func:`mixing_linear`) each member's ``weight``, of shape
+    (n_members, out_features, in_features) per member, and its ``bias``."""
+    weight = torch.as_tensor(weight, dtype=linear.weight.dtype, device=linear.weight.device)
+    bias = torch.as_tensor(bias, dtype=linear.bias.dtype, device=linear.bias.device)
+    with torch.no_grad():
+        linear.weight.copy_(weight.reshape(linear.weight.shape))
+        linear.bias.copy_(bias.reshape(linear.bias.shape))

@@ -188,8 +188,10 @@ class S4Model(nn.Module):
         -------
         Tensor of shape (batch, d_output)
         """
-        mask = padding_mask(lengths, x)
-        return self.head(self.pool_time(self._features(x, mask), lengths))
+        pooled = self.pool_time(self._features(x, padding_mask(lengths, x)), lengths)
+        if getattr(self, "_pooled_out", False):
+            return pooled
+        return self.head(pooled)
 
     def head(self, pooled):
         """The outputs from the pooled features (batch, n_members * d_model): the
@@ -271,6 +273,17 @@ def members_apart(network):
         yield network
     finally:
         network._members_apart = False
+
+
+@contextmanager
+def pooled_out(network):
+    """Within the block, ``network`` outputs its pooled features, (batch, n_members *
+    d_model): what its output layer (``decoder``) reads."""
+    network._pooled_out = True
+    try:
+        yield network
+    finally:
+        network._pooled_out = False
 
 
 def check_members(n_members, member_mean, norm):
