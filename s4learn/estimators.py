@@ -313,11 +313,15 @@ class S4Estimator(LegacyParameters, FittedSummaries, BaseEstimator):
                 self.net_ = build_net(self._network(data), self._net_settings(len(data.y)))
             run_training(self.net_, run, data.inputs, data.y,
                          self._train_split(validation_data))
-            if run.readout:
-                refit_readout(self.net_, data, classifier=is_classifier(self))
+            readout = refit_readout(self.net_, data, classifier=is_classifier(self)) \
+                if run.readout else None
+            self._set_noise(data, readout)
         self.torch_rng_state_ = rng["state"]
         self.n_epochs_ = len(self.net_.history)
         return self
+
+    def _set_noise(self, data, readout):
+        """Set what a trained model's residuals tell (the regressor's ``noise_std_``)."""
 
     def _n_epochs(self, n_samples):
         """The epochs of ``fit``: ``max_epochs``, or with "auto" enough for 1500 steps."""
@@ -472,7 +476,6 @@ class S4Estimator(LegacyParameters, FittedSummaries, BaseEstimator):
 
     def _member_outputs(self, X):
         """Each ensemble member's outputs for ``X``, (n_samples, n_members, n_outputs)."""
-        check_is_fitted(self)
         with members_apart(self.net_.module_):
             return self._forward(X)
 
@@ -615,6 +618,12 @@ class S4Regressor(RegressorMixin, S4Estimator):
         Number of target columns.
     target_mean_, target_scale_ : ndarray of shape (n_outputs,)
         The target standardisation learnt in ``fit``.
+    noise_std_ : ndarray of shape (n_outputs,)
+        The typical error of a prediction, in the units of ``y``: the root mean square
+        of the training targets' leave-one-out residuals under the closed-form output
+        layer that ``fit`` ends with (of the ensemble's mean), or of their residuals
+        where the output layer was trained by gradient descent (``partial_fit``, or
+        where validation data kept it). Part of ``predict(X, return_std=True)``.
 {_COMMON_ATTRIBUTES}
 
     Examples
@@ -635,6 +644,19 @@ class S4Regressor(RegressorMixin, S4Estimator):
     def partial_fit(self, X, y, sample_weight=None):
         """Train one more epoch at the constant learning rate ``lr``, on every sample."""
         return self._partial_fit(X, y, sample_weight)
+
+    def _set_noise(self, data, readout):
+        if readout is None:
+            rows = np.arange(len(data.y))
+            predictions = net_outputs(self.net_, data.inputs)
+        else:
+            rows, loo = readout
+            predictions = loo.mean(axis=1)
+        weights = np.asarray(data.inputs["sample_weight"], dtype=np.float64)[rows]
+        residuals = np.asarray(data.y, dtype=np.float64)[rows] - predictions
+        used = weights > 0
+        mean_square = weights[used] @ residuals[used] ** 2 / weights[used].sum()
+        self.noise_std_ = np.sqrt(mean_square) * self.target_scale_
 
     def _target_check_params(self):
         return {"multi_output": True, "y_numeric": True}
@@ -678,9 +700,11 @@ class S4Regressor(RegressorMixin, S4Estimator):
         X : array-like, DataFrame, tensor or list of arrays
             Sequences, as in ``fit``.
         return_std : bool, default=False
-            Also return the predictive standard deviation of each prediction: the
-            spread of the ensemble's members (their standard deviation, ``ddof=1``,
-            in the units of ``y``), which needs ``n_members >= 2``.
+            Also return the predictive standard deviation of each prediction, in the
+            units of ``y``: ``sqrt(spread**2 + noise_std_**2)``, where the spread is
+            the standard deviation of the ensemble's members (``ddof=1``; 0 for a
+            single network) and ``noise_std_`` the typical error of the training
+            targets' leave-one-out predictions.
 
         Returns
         -------
@@ -690,18 +714,20 @@ class S4Regressor(RegressorMixin, S4Estimator):
             With ``return_std=True`` only.
         """
         check_is_fitted(self)
-        n_members = self.net_.module_.n_members
-        if return_std and n_members < 2:
-            raise ValueError(f"return_std=True needs an ensemble: this model has "
-                             f"n_members={n_members}; fit it with n_members >= 2")
-        if n_members == 1:
-            return self._target_shape(self._forward(X) * self.target_scale_
-                                      + self.target_mean_)
-        members = self._member_outputs(X) * self.target_scale_ + self.target_mean_
-        y_pred = self._target_shape(members.mean(axis=1))  # in float64, as y_std
+        noise = getattr(self, "noise_std_", None)
+        if return_std and noise is None:
+            raise ValueError("return_std=True needs noise_std_, which this model lacks: "
+                             "it was saved by s4learn 0.2 or earlier; fit it again")
+        if self.net_.module_.n_members == 1:
+            y_pred = self._forward(X) * self.target_scale_ + self.target_mean_
+            spread = np.zeros_like(y_pred)
+        else:
+            members = self._member_outputs(X) * self.target_scale_ + self.target_mean_
+            y_pred, spread = members.mean(axis=1), members.std(axis=1, ddof=1)
         if not return_std:
-            return y_pred
-        return y_pred, self._target_shape(members.std(axis=1, ddof=1))
+            return self._target_shape(y_pred)
+        y_std = np.sqrt(spread**2 + noise**2)
+        return self._target_shape(y_pred), self._target_shape(y_std)
 
     def _target_shape(self, y):
         return y.ravel() if self.y_ndim_ == 1 else y

@@ -46,7 +46,8 @@ ESTIMATORS = {"S4Classifier": S4Classifier, "S4Regressor": S4Regressor}
 # what a model file may set on the estimator: the fitted attributes of both estimators
 # (differences_ as 0.1 wrote it); anything else in a file is refused
 FITTED_ATTRIBUTES = {
-    "classes_", "n_outputs_", "y_ndim_", "target_mean_", "target_scale_", "n_features_in_",
+    "classes_", "n_outputs_", "y_ndim_", "target_mean_", "target_scale_", "noise_std_",
+    "n_features_in_",
     "feature_names_in_", "input_shape_", "n_channels_in_", "n_timepoints_", "pixel_scale_",
     "pixel_range_",
     "scaling_", "input_mean_", "input_scale_", "pool_", "difference_channels_",

@@ -103,7 +103,9 @@ def best_temperature(scores, labels, weights, temperatures=TEMPERATURES):
 
 def readout_layer(pooled, targets, weights, n_members, n_outputs, classifier):
     """Weights ``(n_members, n_outputs, d_model)`` and bias ``(n_members * n_outputs,)``
-    of an output layer refitted on ``pooled`` features ``(n, n_members * d_model)``.
+    of an output layer refitted on ``pooled`` features ``(n, n_members * d_model)``,
+    and the members' leave-one-out predictions ``(n, n_members, n_outputs)`` (the ridge
+    scores for a classifier, before the temperature).
 
     ``targets`` are class indices for a ``classifier`` (whose output layer gives
     ``n_outputs`` logits), else the standardised targets ``(n, n_outputs)``. Each
@@ -114,7 +116,7 @@ def readout_layer(pooled, targets, weights, n_members, n_outputs, classifier):
         fitted_targets = np.eye(n_outputs)[targets]
     else:
         fitted_targets = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
-    weight, bias = [], []
+    weight, bias, loo = [], [], []
     for member_features in np.split(pooled, n_members, axis=1):
         fit = ridge_loo(member_features, fitted_targets, weights)
         coef, intercept = fit.coef, fit.intercept
@@ -123,4 +125,5 @@ def readout_layer(pooled, targets, weights, n_members, n_outputs, classifier):
             coef, intercept = temperature * coef, temperature * intercept
         weight.append(coef.T)
         bias.append(intercept)
-    return np.stack(weight), np.concatenate(bias)
+        loo.append(fit.loo_predictions)
+    return np.stack(weight), np.concatenate(bias), np.stack(loo, axis=1)

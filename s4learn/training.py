@@ -605,6 +605,10 @@ def refit_readout(net, data, classifier):
     Where the net validates (``train_split``), the ridge sees only the training part,
     and the new layer is kept only if it lowers the validation loss; its validation
     loss is then recorded in the last epoch's ``readout_valid_loss``.
+
+    Returns ``(rows, loo)``: the rows of ``data`` the ridge was fitted on and the
+    members' leave-one-out predictions of them (see
+    :func:`~s4learn.readout.readout_layer`), or None where the layer was not kept.
     """
     network, weights = net.module_, np.asarray(data.inputs["sample_weight"])
     rows, valid = np.arange(len(data.y)), None
@@ -613,18 +617,19 @@ def refit_readout(net, data, classifier):
         rows = np.asarray(getattr(train, "indices", rows))
     with pooled_out(network):
         pooled = net_outputs(net, data.inputs)[rows]
-    weight, bias = readout_layer(pooled, np.asarray(data.y)[rows], weights[rows],
-                                 network.n_members, network.d_output, classifier)
+    weight, bias, loo = readout_layer(pooled, np.asarray(data.y)[rows], weights[rows],
+                                      network.n_members, network.d_output, classifier)
     trained = copy.deepcopy(network.decoder.state_dict())
     before = None if valid is None else validation_loss(net, valid)
     set_member_weights(network.decoder, weight, bias)
     if valid is None:
-        return
+        return rows, loo
     after = validation_loss(net, valid)
     if after < before:
         net.history.record("readout_valid_loss", after)
-    else:
-        network.decoder.load_state_dict(trained)
+        return rows, loo
+    network.decoder.load_state_dict(trained)
+    return None
 
 
 def validation_loss(net, dataset):

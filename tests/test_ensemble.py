@@ -11,9 +11,11 @@ from s4learn import S4Classifier, S4Regressor, load_model, save_model
 from s4learn.export import export_program
 from s4learn.nn import S4Model
 from s4learn.nn.ensemble import GroupedLinear
-from s4learn.nn.model import members_apart
+from s4learn.nn.model import members_apart, pooled_out
 from s4learn.peft import LoRA, SDLoRA
+from s4learn.readout import ridge_loo
 from s4learn.streaming import StreamingPredictor
+from s4learn.training import net_outputs
 
 ENSEMBLE = dict(d_model=8, n_layers=2, d_state=8, n_members=3, max_epochs=4, device="cpu",
                 random_state=0)
@@ -113,17 +115,44 @@ def test_regressor_predicts_the_members_mean_with_their_spread(regressor, data):
         members = model._forward(X[:10]) * model.target_scale_ + model.target_mean_
     y_pred, y_std = model.predict(X[:10], return_std=True)
     np.testing.assert_allclose(y_pred, members.mean(axis=1))
-    np.testing.assert_allclose(y_std, members.std(axis=1, ddof=1))
+    spread = members.std(axis=1, ddof=1)
+    np.testing.assert_allclose(y_std, np.sqrt(spread**2 + model.noise_std_**2))
     assert (y_std > 0).all()
     np.testing.assert_array_equal(model.predict(X[:10]), y_pred)
     assert model.score(X, y) > 0.3
 
 
-def test_return_std_of_a_single_network_is_refused(fitted_regressor):
-    model, X = fitted_regressor[0], fitted_regressor[1]
-    with pytest.raises(ValueError, match=r"return_std=True needs an ensemble: this model "
-                                         r"has n_members=1; fit it with n_members >= 2"):
-        model.predict(X[:3], return_std=True)
+def test_a_single_network_predicts_its_leave_one_out_error(fitted_regressor):
+    model, X = fitted_regressor
+    y_pred, y_std = model.predict(X[:3], return_std=True)
+    np.testing.assert_array_equal(y_pred, model.predict(X[:3]))
+    np.testing.assert_array_equal(y_std, np.full(3, model.noise_std_[0]))
+    assert model.noise_std_[0] > 0
+
+
+def test_noise_is_the_leave_one_out_error_of_the_readout(tiny):
+    X = np.random.RandomState(2).randn(50, 10)
+    y = 5 * X[:, -3:].sum(axis=1) + 100
+    model = S4Regressor(**tiny).fit(X, y)
+    inputs = model._net_inputs(X.reshape(50, 10, 1).astype(np.float32), None)
+    with pooled_out(model.net_.module_):
+        pooled = net_outputs(model.net_, inputs)
+    scaled = (y - model.target_mean_) / model.target_scale_
+    loo = ridge_loo(pooled, scaled[:, None], np.ones(50)).loo_predictions[:, 0]
+    rms = np.sqrt(np.mean((scaled - loo) ** 2)) * model.target_scale_
+    np.testing.assert_allclose(model.noise_std_, rms, rtol=1e-5)
+    # leave-one-out, not in-sample: larger than the training residuals
+    assert model.noise_std_[0] > np.sqrt(np.mean((model.predict(X) - y) ** 2))
+
+
+def test_a_model_without_noise_std_refuses_return_std(fitted_regressor):
+    model = copy.deepcopy(fitted_regressor[0])
+    del model.noise_std_
+    with pytest.raises(ValueError, match=r"return_std=True needs noise_std_, which this "
+                                         r"model lacks: it was saved by s4learn 0.2 or "
+                                         r"earlier; fit it again"):
+        model.predict(fitted_regressor[1][:3], return_std=True)
+    assert model.predict(fitted_regressor[1][:3]).shape == (3,)
 
 
 @pytest.mark.parametrize("finetune", [None, LoRA(), SDLoRA(warmup_epochs=1)],

@@ -72,8 +72,8 @@ def test_temperature_recovers_the_scale_of_calibrated_scores():
 def test_each_member_gets_its_own_fit(regression_problem):
     X, Y, w = regression_problem
     pooled = np.hstack([X, X[:, ::-1] ** 2])
-    weight, bias = readout_layer(pooled, Y, w, n_members=2, n_outputs=2,
-                                 classifier=False)
+    weight, bias, _ = readout_layer(pooled, Y, w, n_members=2, n_outputs=2,
+                                    classifier=False)
     second = ridge_loo(X[:, ::-1] ** 2, Y, w)
     assert weight.shape == (2, 2, 5) and bias.shape == (4,)
     np.testing.assert_allclose(weight[1], second.coef.T)

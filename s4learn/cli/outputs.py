@@ -34,11 +34,11 @@ def evaluate(estimator, split, task):
 
 def results_frame(model, X, row_id, y_true=None, features=None):
     """Row ids, true targets (when known), predictions and class probabilities (or, for
-    an ensemble regressor, the members' standard deviation)."""
+    a regressor, the predictive standard deviation)."""
     results = pd.DataFrame({"row_id": row_id})
     if y_true is not None:
         results["y_true"] = y_true
-    if is_ensemble_regressor(model):
+    if predicts_std(model):
         results["y_pred"], results["y_std"] = model.predict(X, return_std=True)
     else:
         results["y_pred"] = model.predict(X)
@@ -51,12 +51,11 @@ def results_frame(model, X, row_id, y_true=None, features=None):
     return results
 
 
-def is_ensemble_regressor(model):
-    """Whether ``model`` (an estimator or a pipeline ending in one) is a regressor of
-    several members, which predicts a standard deviation."""
+def predicts_std(model):
+    """Whether ``model`` (an estimator or a pipeline ending in one) is a regressor that
+    predicts a standard deviation (one fitted with ``noise_std_``)."""
     final = model.steps[-1][1] if hasattr(model, "steps") else model
-    network = getattr(getattr(final, "net_", None), "module_", None)
-    return not is_classifier(final) and getattr(network, "n_members", 1) > 1
+    return not is_classifier(final) and hasattr(final, "noise_std_")
 
 
 def write_results(estimator, split, args, path):

@@ -222,6 +222,7 @@ class S4D(nn.Module):
 
     def __setstate__(self, state):
         state.setdefault("_step_cache", None)  # pickled before the step cache existed
+        state.setdefault("n_groups", 1)  # pickled before ensembles existed
         self.__dict__.update(state)
 
     def _plain_convolution(self, u):
@@ -242,7 +243,7 @@ class S4D(nn.Module):
         """The layer's output from its convolution ``y`` (B, L, H): activation, dropout
         and the gated output projection (GLU)."""
         y = self.dropout(self.activation(y))
-        z = self.output_linear(y).unflatten(-1, (getattr(self, "n_groups", 1), -1))
+        z = self.output_linear(y).unflatten(-1, (self.n_groups, -1))
         return F.glu(z, dim=-1).flatten(-2)  # each group gated by its own half
 
     def default_state(self, batch_size, device=None):
