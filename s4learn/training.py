@@ -619,11 +619,11 @@ def refit_readout(net, data, classifier):
         pooled = net_outputs(net, data.inputs)[rows]
     weight, bias, loo = readout_layer(pooled, np.asarray(data.y)[rows], weights[rows],
                                       network.n_members, network.d_output, classifier)
-    trained = copy.deepcopy(network.decoder.state_dict())
-    before = None if valid is None else validation_loss(net, valid)
-    set_member_weights(network.decoder, weight, bias)
     if valid is None:
+        set_member_weights(network.decoder, weight, bias)
         return rows, loo
+    trained, before = copy.deepcopy(network.decoder.state_dict()), validation_loss(net, valid)
+    set_member_weights(network.decoder, weight, bias)
     after = validation_loss(net, valid)
     if after < before:
         net.history.record("readout_valid_loss", after)

@@ -265,25 +265,25 @@ class S4Model(nn.Module):
 
 
 @contextmanager
+def _switched_on(network, flag):
+    """Within the block, ``network``'s attribute ``flag`` is True."""
+    setattr(network, flag, True)
+    try:
+        yield network
+    finally:
+        setattr(network, flag, False)
+
+
 def members_apart(network):
     """Within the block, ``network`` (an ensemble) outputs each member's outputs,
     (batch, n_members, d_output), in eval mode as well."""
-    network._members_apart = True
-    try:
-        yield network
-    finally:
-        network._members_apart = False
+    return _switched_on(network, "_members_apart")
 
 
-@contextmanager
 def pooled_out(network):
     """Within the block, ``network`` outputs its pooled features, (batch, n_members *
     d_model): what its output layer (``decoder``) reads."""
-    network._pooled_out = True
-    try:
-        yield network
-    finally:
-        network._pooled_out = False
+    return _switched_on(network, "_pooled_out")
 
 
 def check_members(n_members, member_mean, norm):
