@@ -84,10 +84,12 @@ _COMMON_ATTRIBUTES = """\
         "auto"; sequences of any length are accepted at predict).
     scaling_ : str
         The input scaling used: ``scaling`` with "auto" resolved.
-    pool_ : {"mean", "last"}
-        How the network summarises a sequence: the mean of its steps' features, or
-        the features of its last step for a table whose columns differ in scale (the
-        pretrained network's own when fine-tuning).
+    pool_ : {"stats", "mean", "last"}
+        How the network summarises a sequence: "stats", the mean, maximum, share of
+        positive steps and standard deviation of every channel of every block's
+        features; or "last", the features of its last step, for a table whose columns
+        differ in scale ("mean" and any other are a pretrained network's own when
+        fine-tuning).
     difference_channels_ : {"none", "linear", "log"}
         What the network reads besides each channel: ``difference_channels`` with
         "auto" resolved (the pretrained network's own when fine-tuning).
@@ -324,7 +326,8 @@ class S4Estimator(LegacyParameters, FittedSummaries, BaseEstimator):
         """Set what a trained model's residuals tell (the regressor's ``noise_std_``)."""
 
     def _n_epochs(self, n_samples):
-        """The epochs of ``fit``: ``max_epochs``, or with "auto" enough for 1500 steps."""
+        """The epochs of ``fit``: ``max_epochs``, or with "auto" AUTO_EPOCHS and enough
+        for AUTO_STEPS steps."""
         n_train = n_samples
         if self.patience is not None:
             n_train = int(n_train * (1 - self.validation_fraction))

@@ -39,7 +39,7 @@ class NetworkChoice(NamedTuple):
     """The network to train and what was chosen for it."""
 
     network: S4Model
-    pool: str  # "mean" or "last"
+    pool: str  # "stats", "mean" or "last"
     difference_channels: str  # "none", "linear" or "log"
 
 
@@ -55,11 +55,13 @@ def pooling(pool, shape):
 
     A record of measurements in different units is read column by column into one
     state, as a linear model weighs each column; series, images and tables of like
-    columns are summarised by the mean of their steps' features.
+    columns are summarised by statistics of their steps' features at every block
+    (``pool="stats"`` of :class:`~s4learn.nn.S4Model`): the mean, maximum, share of
+    positive steps and standard deviation of each channel.
     """
     if pool != "auto":
         return pool
-    return "last" if shape.columns_differ else "mean"
+    return "last" if shape.columns_differ else "stats"
 
 
 def difference_channels(setting, shape):

@@ -231,10 +231,10 @@ PARAMETERS = {
     "max_epochs": Parameter((POSITIVE_INT, options("auto")), 'int or "auto", default="auto"',
                             """
         Passes over the training data in ``fit``. An int trains exactly that many
-        epochs (fewer with ``patience``). "auto" trains 60 epochs, or as many as it
-        takes to make 1500 optimizer steps where 60 epochs make fewer (small data
-        sets), so that the length of training does not shrink with the data;
-        ``n_epochs_`` says how many were trained."""),
+        epochs (fewer with ``patience``). "auto" trains 15 epochs, or as many as it
+        takes to make 100 optimizer steps where 15 epochs make fewer (the smallest
+        data sets); ``n_epochs_`` says how many were trained. The output layer is
+        refitted in closed form at the end, so a short training suffices."""),
     "patience": Parameter((POSITIVE_INT, NONE), "int or None, default=None", """
         Stop when the validation loss has not improved for this many epochs and keep
         the best epoch's weights. Needs validation data: a ``validation_fraction`` of
@@ -328,15 +328,16 @@ PARAMETERS = {
 }
 
 # settings that were constructor parameters in 0.1: fixed inside the estimator now
-INTERNAL_DEFAULTS = {"norm": "batch", "prenorm": True, "pool": "auto", "min_steps": 1500,
+INTERNAL_DEFAULTS = {"norm": "batch", "prenorm": True, "pool": "auto", "min_steps": 100,
                      "num_workers": 0, "compile": False}
 NON_NEGATIVE_INT = Rule(lambda value: _is_int(value) and value >= 0, "an int >= 0", int)
 # what those settings accept while they are honoured
 LEGACY_RULES = {"norm": (options("layer", "batch"),), "prenorm": (BOOL,),
-                "pool": (options("auto", "mean", "last"),), "min_steps": (NON_NEGATIVE_INT,),
+                "pool": (options("auto", "mean", "last", "stats"),),
+                "min_steps": (NON_NEGATIVE_INT,),
                 "num_workers": (NON_NEGATIVE_INT,), "compile": (BOOL,)}
-AUTO_EPOCHS = 60  # max_epochs="auto": at least this many epochs ...
-AUTO_STEPS = 1500  # ... and at least this many optimizer steps
+AUTO_EPOCHS = 15  # max_epochs="auto": at least this many epochs ...
+AUTO_STEPS = 100  # ... and at least this many optimizer steps
 
 
 class Deprecation(NamedTuple):
@@ -363,12 +364,12 @@ DEPRECATED = {
     "compile": Deprecation(""),
 }
 REMOVED_REASONS = {
-    "min_steps": "max_epochs='auto' trains at least 1500 optimizer steps; an int "
+    "min_steps": "max_epochs='auto' trains at least 100 optimizer steps; an int "
                  "max_epochs trains exactly that many epochs",
     "norm": "every block uses batch normalisation (s4learn.nn.S4Model keeps norm=)",
     "prenorm": "blocks normalise before each layer (s4learn.nn.S4Model keeps prenorm=)",
     "pool": "the pooling follows the data: the last step for a table whose columns "
-            "differ in scale, else the mean",
+            "differ in scale, else statistics of every block's features",
     "num_workers": "the training data are in memory; worker processes add no speed",
     "compile": "call torch.compile on net_.module_ yourself where it pays off",
 }

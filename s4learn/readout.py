@@ -36,10 +36,12 @@ def ridge_loo(features, targets, weights, alphas=ALPHAS):
     """Weighted ridge regression with the penalty of least leave-one-out error.
 
     Minimises ``sum_i w_i (y_i - b - z_i @ beta)**2 + alpha * |beta|**2`` where ``z``
-    are the features standardised by their weighted mean and deviation, for each
-    ``alpha``; the intercept ``b`` is not penalised. The leave-one-out residual of
-    sample ``i`` is its residual divided by ``1 - h_ii``, the hat matrix's diagonal
-    (exact for a linear smoother). Samples of weight 0 take no part.
+    are the features centred on their weighted mean and divided by their root mean
+    square deviation from it (unweighted: a feature that varies only among samples of
+    negligible weight keeps its scale, so those samples cannot steer the fit through
+    it), for each ``alpha``; the intercept ``b`` is not penalised. The leave-one-out
+    residual of sample ``i`` is its residual divided by ``1 - h_ii``, the hat matrix's
+    diagonal (exact for a linear smoother). Samples of weight 0 take no part.
 
     Parameters
     ----------
@@ -58,7 +60,7 @@ def ridge_loo(features, targets, weights, alphas=ALPHAS):
     if not used.all():
         X, Y, w = X[used], Y[used], w[used]
     mean = w @ X / w.sum()
-    scale = np.sqrt(w @ (X - mean) ** 2 / w.sum())
+    scale = np.sqrt(((X - mean) ** 2).mean(axis=0))
     scale = np.where(scale > 1e-12 * (np.abs(mean) + 1), scale, 1.0)
     root_w = np.sqrt(w)[:, None]
     # the standardised features and the intercept as one more, unpenalised column, all

@@ -11,6 +11,8 @@ import torch
 from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted
 
+from .nn.model import STD_EPS
+
 
 class StreamingPredictor:
     """Step-by-step predictions of a fitted causal S4Classifier or S4Regressor.
@@ -18,7 +20,9 @@ class StreamingPredictor:
     After each step, the outputs are those of the estimator on the prefix read so far
     (``predict_proba`` for a classifier, ``predict`` for a regressor), up to float
     rounding: each S4D layer carries its recurrent state; mean pooling keeps a running
-    sum of the features (float64) and last-step pooling reads the newest step.
+    sum of the features (float64), last-step pooling reads the newest step, and the
+    statistics pooling keeps, for every tap, running sums of the values and their
+    squares, the running maximum and the count of positive values.
 
     Parameters
     ----------
@@ -78,8 +82,7 @@ class StreamingPredictor:
         self.n_steps_ = 0
         self._states = [layer.default_state(self.n_streams_, device)
                         for layer in self.network.layers]
-        self._feature_sum = torch.zeros(self.n_streams_, self.network.encoder.out_features,
-                                        dtype=torch.float64, device=device)
+        self._running = RunningStatistics(self.n_streams_, self.network, device)
         self._outputs = None  # network outputs for the prefix read so far
         self._previous_step = None  # the last scaled step read
         return self
@@ -101,7 +104,7 @@ class StreamingPredictor:
         """
         steps, one_stream = self._check_steps(steps)
         scaled = torch.as_tensor(self.estimator.input_scaling_.transform(steps),
-                                 device=self._feature_sum.device)
+                                 device=self._running.device)
         self.network.eval()
         with torch.no_grad():
             outputs = [self._step(scaled[:, t]) for t in range(scaled.shape[1])]
@@ -132,17 +135,21 @@ class StreamingPredictor:
         network = self.network
         x = network.encode_step(x_t, self._previous_step)  # (B H)
         self._previous_step = x_t
+        taps = []
         for i, (layer, norm) in enumerate(zip(network.layers, network.norms)):
             z = norm(x) if network.prenorm else x
             y, self._states[i] = layer.step(z, self._states[i])
+            taps.append(y)
             x = x + y
             if not network.prenorm:
                 x = norm(x)
         self.n_steps_ += 1
         if network.pool == "last":
             return network.head(x)
-        self._feature_sum += x
-        return network.head((self._feature_sum / self.n_steps_).to(x.dtype))
+        pooled = self._running.update(taps + [x] if network.pool == "stats" else [x])
+        if network.pool == "stats":
+            pooled = network.member_major(pooled)
+        return network.head(pooled.to(x.dtype))
 
     def _predictions(self, outputs):
         """Network outputs (n_streams, T, n_outputs) -> what predict(_proba) returns."""
@@ -175,3 +182,37 @@ class StreamingPredictor:
         if not np.isfinite(steps).all():
             raise ValueError("steps contain NaN or infinity")
         return steps, one_stream
+
+
+class RunningStatistics:
+    """The pooling of :class:`~s4learn.nn.S4Model` over the steps read so far, updated
+    one step at a time (float64): the mean for ``pool="mean"``, and for
+    ``pool="stats"`` the statistics of :func:`~s4learn.nn.model.tap_statistics`."""
+
+    def __init__(self, n_streams, network, device):
+        n_taps = len(network.layers) + 1 if network.pool == "stats" else 1
+        shape = (n_streams, n_taps, network.width)
+        self.device = device
+        self.statistics = network.pool == "stats"
+        self.count = 0
+        self.sum = torch.zeros(shape, dtype=torch.float64, device=device)
+        self.sum_of_squares = torch.zeros_like(self.sum)
+        self.maximum = torch.full_like(self.sum, -torch.inf)
+        self.positive = torch.zeros_like(self.sum)
+
+    def update(self, taps):
+        """Read one step of every tap, each (n_streams, width); returns the pooling:
+        (n_streams, width) for the mean, (n_streams, 4 * n_taps, width) for stats."""
+        x = torch.stack(taps, dim=1).to(torch.float64)
+        self.count += 1
+        self.sum += x
+        mean = self.sum / self.count
+        if not self.statistics:
+            return mean[:, 0]
+        self.sum_of_squares += x.square()
+        torch.maximum(self.maximum, x, out=self.maximum)
+        self.positive += x > 0
+        variance = (self.sum_of_squares / self.count - mean.square()).clamp(min=0)
+        std = torch.sqrt(variance + STD_EPS)
+        statistics = torch.stack([mean, self.maximum, self.positive / self.count, std], 2)
+        return statistics.flatten(1, 2)

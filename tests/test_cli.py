@@ -277,17 +277,18 @@ def test_finetune_sdlora_counts_merges_and_predicts(tmp_path, pretrained, capsys
     # and their log view, the same 2 classes (so the pretrained head is kept). Trainable:
     # LoRA of rank 2 on the encoder (3 -> H) and on the output projection (H -> 2H); every
     # dt; A (real and imaginary part) and C (real and imaginary part) of 2 channels x
-    # ceil(0.25 * 4) = 1 state; D; the head.
+    # ceil(0.25 * 4) = 1 state; D; the head, which reads 4 statistics of 2 taps (the
+    # layer's output and the block's features) of H channels.
     H, rank = 8, 2
     encoder, output_linear = rank * 3 + H * rank, rank * H + 2 * H * rank
     kernel = H + 2 * 1 + 2 * 1 + 2 * 1 * 2
-    expected = encoder + kernel + H + output_linear + (H * 2 + 2)
-    assert expected == 112 and metrics["n_trainable_params"] == expected
+    expected = encoder + kernel + H + output_linear + (4 * 2 * H * 2 + 2)
+    assert expected == 224 and metrics["n_trainable_params"] == expected
     base = load_model(base_path)
     assert metrics["n_params"] == sum(p.numel() for p in base.net_.module_.parameters())
-    assert metrics["n_params"] == 354 and metrics["n_trainable_params"] < metrics["n_params"]
+    assert metrics["n_params"] == 466 and metrics["n_trainable_params"] < metrics["n_params"]
     assert metrics["finetune"] == "sdlora" and metrics["pretrained"] == str(base_path)
-    assert "trainable parameters: 112 of 354 (31.6%)" in out
+    assert "trainable parameters: 224 of 466 (48.1%)" in out
     tuned = load_model(runs / "tuned.safetensors")
     # only the settings given reach the method; "2" is parsed as the count 2
     method = finetune_method(build_parser().parse_args([str(a) for a in arguments]))
@@ -318,8 +319,8 @@ def test_finetune_a_windowed_model(tmp_path, table):
     tuned = load_model(tmp_path / "s4learn_runs" / "tuned.safetensors")
     assert tuned[-1].pretrained == str(base_path) and not has_adapters(tuned[-1])
     # LoRA with rank 1 on encoder (2 channels, their differences and the differences' log
-    # view -> 8) and output projection (8 -> 16), and the head
-    assert tuned[-1].n_trainable_params_ == (2 * 3 + 8) + (8 + 16) + (8 + 1)
+    # view -> 8) and output projection (8 -> 16), and the head (4 statistics of 2 taps)
+    assert tuned[-1].n_trainable_params_ == (2 * 3 + 8) + (8 + 16) + (4 * 2 * 8 + 1)
     assert run(tmp_path, "predict", "--dataset", table, "--modelname", "tuned") == 0
     predictions = pd.read_csv(tmp_path / "s4learn_runs" / "tuned_predictions.csv")
     frame = pd.read_csv(table)[["temp", "rain"]]
@@ -438,7 +439,7 @@ def test_resumed_finetuning_equals_uninterrupted(tmp_path, pretrained, monkeypat
     assert cut == whole  # parameter counts and scores included
     whole, cut = (load_model(runs / f"{name}.safetensors") for name in ("whole", "cut"))
     assert not has_adapters(cut)
-    assert cut.n_trainable_params_ == whole.n_trainable_params_ == 112
+    assert cut.n_trainable_params_ == whole.n_trainable_params_ == 224
     features = pd.read_csv(table)[["temp", "wind", "rain", "load"]]
     np.testing.assert_allclose(cut.predict_proba(features), whole.predict_proba(features),
                                atol=1e-5)

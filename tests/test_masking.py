@@ -28,7 +28,7 @@ def padded_batch(lengths, padded_length, seed=1):
 
 
 @pytest.mark.parametrize("mode", ["fast", "plain"])
-@pytest.mark.parametrize("pool", ["mean", "last"])
+@pytest.mark.parametrize("pool", ["mean", "last", "stats"])
 @pytest.mark.parametrize("bidirectional, prenorm, norm, differences", [
     (False, False, "layer", False), (True, False, "layer", False),
     (True, True, "layer", False), (False, True, "batch", True),
@@ -90,7 +90,7 @@ def test_step_over_real_steps_equals_convolution_of_padded_sequence():
     torch.testing.assert_close(torch.stack(stepped, dim=1), convolved, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("pool", ["mean", "last"])
+@pytest.mark.parametrize("pool", ["mean", "last", "stats"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_padded_inputs_get_no_gradient(bidirectional, pool):
     model = make_model(bidirectional, pool, "fast").train()
@@ -102,7 +102,7 @@ def test_padded_inputs_get_no_gradient(bidirectional, pool):
     assert (x.grad[real].abs().sum(-1) > 0).all()  # every real step does matter
 
 
-@pytest.mark.parametrize("pool", ["mean", "last"])
+@pytest.mark.parametrize("pool", ["mean", "last", "stats"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_full_lengths_equal_no_lengths(bidirectional, pool):
     model = make_model(bidirectional, pool, "fast")

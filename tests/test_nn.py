@@ -10,6 +10,7 @@ import torch
 
 from s4learn.nn import S4D, S4DKernel, S4Model, param_groups
 from s4learn.nn.kernel import init_A
+from s4learn.nn.model import padding_mask
 from s4learn.nn.norm import SequenceBatchNorm
 
 
@@ -163,6 +164,27 @@ def test_model_maps_sequences_to_outputs(prenorm, pool):
         x2 = x.clone()
         x2[:, 0] += 1.0
         assert not torch.allclose(model(x2), out)
+
+
+@pytest.mark.parametrize("n_members", [1, 3])
+def test_stats_pooling_is_the_statistics_of_each_tap_of_each_member(n_members):
+    torch.manual_seed(0)
+    model = S4Model(d_input=2, d_output=3, d_model=4, n_layers=2, d_state=4, pool="stats",
+                    n_members=n_members).eval()
+    x, lengths = torch.randn(3, 9, 2), torch.tensor([9, 4, 1])
+    with torch.no_grad():
+        pooled = model.pool_time(model._taps(x, padding_mask(lengths, x)), lengths)
+        for b, n in enumerate(lengths.tolist()):
+            taps = [tap[0].numpy() for tap in model._taps(x[b:b + 1, :n], None)]
+            expected = []  # member by member, tap by tap: mean, max, share > 0, std
+            for k in range(n_members):
+                for tap in taps:
+                    member = tap[:, 4 * k:4 * (k + 1)].astype(np.float64)
+                    expected += [member.mean(0), member.max(0), (member > 0).mean(0),
+                                 np.sqrt(member.var(0) + 1e-5)]
+            np.testing.assert_allclose(pooled[b].numpy(), np.concatenate(expected),
+                                       rtol=1e-5, atol=1e-5)
+    assert model.decoder.in_features == n_members * 4 * 3 * 4  # 4 statistics, 3 taps
 
 
 def test_sequence_batch_norm_is_batch_norm_of_the_real_steps():

@@ -93,15 +93,18 @@ def test_memmap_with_missing_mask_is_read_into_memory(tmp_path):
 
 
 def test_no_copy_of_the_file_is_made(tmp_path):
-    # 4.8 MB in long series: the readout's features (n_samples x d_model) are no copy
-    X, y = sequences(n=3000, length=400, channels=1)
+    # 24 MB in long series: the readout's features (n_samples x 32 statistics of 4
+    # channels), a batch of 256 series run for them and one of 32 predicted are no copy
+    X, y = sequences(n=2000, length=3000, channels=1)
     X_file = as_memmap(X, tmp_path / "x.npy")
     ondisk.CHUNK_BYTES = 2 ** 16
     # a first fit imports what training imports lazily, which tracemalloc would count
     S4Classifier(**dict(TINY, max_epochs=1)).fit(X[:64], y[:64]).predict(X[:64])
     tracemalloc.start()  # numpy reports its allocations to tracemalloc
     try:
-        clf = S4Classifier(**dict(TINY, max_epochs=1, batch_size=64)).fit(X_file, y)
+        clf = S4Classifier(**dict(TINY, d_model=4, max_epochs=1, batch_size=16,
+                                  predict_batch_size=32))
+        clf.fit(X_file, y)
         clf.predict_proba(X_file)
         _, peak = tracemalloc.get_traced_memory()
     finally:

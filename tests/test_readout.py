@@ -24,7 +24,7 @@ def test_ridge_is_weighted_ridge_on_standardised_features(regression_problem):
     X, Y, w = regression_problem
     fit = ridge_loo(X, Y, w, alphas=[3.0])
     mean = w @ X / w.sum()
-    scale = np.sqrt(w @ (X - mean) ** 2 / w.sum())
+    scale = np.sqrt(((X - mean) ** 2).mean(axis=0))
     reference = Ridge(alpha=3.0).fit((X - mean) / scale, Y, sample_weight=w)
     np.testing.assert_allclose(X @ fit.coef + fit.intercept,
                                reference.predict((X - mean) / scale), atol=1e-9)
@@ -34,7 +34,7 @@ def test_leave_one_out_predictions_equal_refits_without_the_sample(regression_pr
     X, Y, w = regression_problem
     fit = ridge_loo(X, Y, w, alphas=[3.0])
     mean = w @ X / w.sum()
-    scale = np.sqrt(w @ (X - mean) ** 2 / w.sum())
+    scale = np.sqrt(((X - mean) ** 2).mean(axis=0))
     Z = (X - mean) / scale  # the left-out fits keep the standardisation of all samples
     for i in (0, 17, 39):
         rest = np.arange(len(X)) != i
@@ -48,6 +48,17 @@ def test_penalty_is_the_one_of_least_leave_one_out_error(regression_problem):
     fit = ridge_loo(X, Y, np.ones(len(X)), alphas=ALPHAS)
     reference = RidgeCV(alphas=ALPHAS).fit(StandardScaler().fit_transform(X), Y)
     assert fit.alpha == reference.alpha_
+
+
+def test_samples_of_negligible_weight_do_not_steer_the_fit():
+    # the second feature varies only among the samples of weight 1e-7: a scale taken
+    # from the weighted deviation would blow it up and fit those samples exactly
+    rng = np.random.RandomState(0)
+    X = np.column_stack([rng.randn(60), np.r_[np.zeros(40), rng.randn(20)]])
+    y = np.r_[X[:40, 0], np.sign(X[40:, 1])][:, None]
+    w = np.r_[np.ones(40), np.full(20, 1e-7)]
+    fit = ridge_loo(X, y, w)
+    assert np.abs(X[40:] @ fit.coef + fit.intercept - X[40:, :1]).max() < 0.1
 
 
 def test_zero_weight_samples_take_no_part(regression_problem):

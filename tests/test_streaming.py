@@ -39,7 +39,7 @@ def stream_step_by_step(predictor, X):
 @pytest.mark.parametrize("prenorm, norm, differences", [
     (False, "layer", False), (True, "layer", False), (True, "batch", True),
     (False, "batch", False), (True, "batch", "log")])
-@pytest.mark.parametrize("pool", ["mean", "last"])
+@pytest.mark.parametrize("pool", ["mean", "last", "stats"])
 def test_classifier_stream_equals_predict_proba_on_every_prefix(data, prenorm, norm,
                                                                 differences, pool):
     X, y = data
@@ -47,9 +47,8 @@ def test_classifier_stream_equals_predict_proba_on_every_prefix(data, prenorm, n
                       n_layers=TINY["n_layers"], d_state=TINY["d_state"], prenorm=prenorm,
                       norm=norm, differences=bool(differences),
                       log_differences=differences == "log", dt_min=TINY["dt_min"],
-                      dt_max=TINY["dt_max"])
+                      dt_max=TINY["dt_max"], pool=pool)
     model = S4Classifier(**TINY, pretrained=network).fit(X, y)  # that architecture
-    model.net_.module_.pool = pool  # predict_proba pools the same way
     predictor = StreamingPredictor(model)
     streamed = stream_step_by_step(predictor, X[:5])
     assert streamed.shape == (5, LENGTH, 2)

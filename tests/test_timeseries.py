@@ -133,8 +133,8 @@ def test_auto_pool_reads_a_table_of_unlike_columns_to_its_last_column(unequal_mo
     table = S4Classifier(**dict(TINY, max_epochs=1)).fit(X, y)
     like_columns = S4Classifier(**dict(TINY, max_epochs=1)).fit(X / X.std(axis=0), y)
     assert (table.pool_, table.net_.module_.pool) == ("last", "last")
-    assert (like_columns.pool_, like_columns.net_.module_.pool) == ("mean", "mean")
-    assert unequal_model[0].pool_ == "mean"  # series
+    assert (like_columns.pool_, like_columns.net_.module_.pool) == ("stats", "stats")
+    assert unequal_model[0].pool_ == "stats"  # series
     with pytest.warns(FutureWarning, match="pool is deprecated"):
         chosen = S4Classifier(**dict(TINY, max_epochs=1, pool="mean")).fit(X, y)
     assert chosen.pool_ == "mean"  # honoured until 0.3

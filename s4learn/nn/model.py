@@ -11,7 +11,11 @@ from .ensemble import MEMBER_MEANS, member_mean, mixing_linear
 from .layer import S4D
 from .norm import SequenceBatchNorm, make_norm, normalize
 
-POOLINGS = ("mean", "last")
+POOLINGS = ("mean", "last", "stats")
+# pool="stats": per channel of every tap, its mean, max, share of positive steps and
+# standard deviation over the real steps
+STATISTICS = ("mean", "max", "positive", "std")
+STD_EPS = 1e-5  # std = sqrt(variance + STD_EPS): a gradient where a channel is constant
 # The log view of the differences is asinh(g z) / asinh(g) of the standardised step z:
 # linear below 1/g of a typical step, the sign and log magnitude above it.
 LOG_DIFFERENCE_GAIN = 100.0
@@ -66,9 +70,15 @@ class S4Model(nn.Module):
         linear below a hundredth of a typical step, the sign and order of magnitude
         above, so that steps far smaller than the typical one (a signal at rest) reach
         the encoder. Needs ``differences=True``.
-    pool : {"mean", "last"}, default="mean"
-        Pooling over time: the mean of all steps, or the last step (of the real steps
-        when ``lengths`` is given).
+    pool : {"mean", "last", "stats"}, default="mean"
+        Pooling over time: the mean of all steps, the last step (of the real steps
+        when ``lengths`` is given), or summary statistics of several taps. ``"stats"``
+        reads each S4D layer's output and the last block's features (the taps), and
+        pools every channel of every tap to its mean, maximum, share of positive steps
+        and standard deviation: ``4 * (n_layers + 1) * d_model`` features per member,
+        which the decoder reads. The mean and maximum of a convolution's output and
+        the share of its positive values are the features of the Rocket classifiers;
+        the earlier taps keep the short patterns that later layers smooth out.
     n_members : int, default=1
         Members of an ensemble trained as one network: ``n_members`` networks of width
         ``d_model`` side by side (see :mod:`s4learn.nn.ensemble`), which share nothing
@@ -162,6 +172,13 @@ class S4Model(nn.Module):
         return self.width // self.n_members
 
     @property
+    def n_pooled(self):
+        """Number of pooled features of one member: what its decoder reads."""
+        if self.pool != "stats":
+            return self.d_model
+        return len(STATISTICS) * (len(self.layers) + 1) * self.d_model
+
+    @property
     def d_output(self):
         """Number of outputs (of each member)."""
         return self.decoder.out_features // self.n_members
@@ -169,7 +186,7 @@ class S4Model(nn.Module):
     def new_decoder(self, d_output):
         """A freshly initialised output layer for ``d_output`` outputs per member."""
         device = self.encoder.weight.device
-        return mixing_linear(self.n_members, self.d_model, d_output).to(device)
+        return mixing_linear(self.n_members, self.n_pooled, d_output).to(device)
 
     def forward(self, x, lengths=None):
         """Map ``x`` of shape (batch, length, d_input) to (batch, d_output).
@@ -188,13 +205,14 @@ class S4Model(nn.Module):
         -------
         Tensor of shape (batch, d_output)
         """
-        pooled = self.pool_time(self._features(x, padding_mask(lengths, x)), lengths)
+        taps = self._taps(x, padding_mask(lengths, x))
+        pooled = self.pool_time(taps if self.pool == "stats" else taps[-1], lengths)
         if getattr(self, "_pooled_out", False):
             return pooled
         return self.head(pooled)
 
     def head(self, pooled):
-        """The outputs from the pooled features (batch, n_members * d_model): the
+        """The outputs from the pooled features (batch, n_members * n_pooled): the
         decoder's, and for an ensemble its members' (training mode) or their mean."""
         outputs = self.decoder(pooled)
         if self.n_members == 1:
@@ -210,16 +228,21 @@ class S4Model(nn.Module):
         With ``lengths`` (see :meth:`forward`), the input of every S4D layer is zero at
         the padded steps, and so are the returned features.
         """
-        return self._features(x, padding_mask(lengths, x))
+        return self._taps(x, padding_mask(lengths, x))[-1]
 
-    def _features(self, x, mask):
+    def _taps(self, x, mask):
+        """Each block's S4D output (after dropout) and the last block's features, each
+        (B, L, width) and zero at the padded steps."""
+        taps = []
         x = self.encode(x, mask)
         for layer, norm, dropout in zip(self.layers, self.norms, self.dropouts):
             z = normalize(norm, x, mask) if self.prenorm else x
-            x = x + dropout(layer(zero_padding(z, mask)))
+            y = dropout(layer(zero_padding(z, mask)))
+            taps.append(zero_padding(y, mask))
+            x = x + y
             if not self.prenorm:
                 x = normalize(norm, x, mask)
-        return zero_padding(x, mask)
+        return taps + [zero_padding(x, mask)]
 
     def encode(self, x, mask=None):
         """The encoder's output (B, L, H) for ``x`` (B, L, d_input): the channels, with
@@ -254,14 +277,58 @@ class S4Model(nn.Module):
 
         With ``lengths``, the steps at and after ``lengths[b]`` of ``x`` must be zero
         (as :meth:`features` returns them): the mean is over the real steps only and
-        ``"last"`` takes step ``lengths[b] - 1``.
+        ``"last"`` takes step ``lengths[b] - 1``. For ``pool="stats"``, ``x`` is the list
+        of taps and the result (batch, n_members * n_pooled), see :func:`tap_statistics`.
         """
+        if self.pool == "stats":
+            return self.member_major(tap_statistics(x, lengths))
         if lengths is None:
             return x.mean(dim=1) if self.pool == "mean" else x[:, -1]
         lengths = lengths.to(x.device)
         if self.pool == "mean":
             return x.sum(dim=1) / lengths.unsqueeze(-1).to(x.dtype)
         return x[torch.arange(x.shape[0], device=x.device), lengths - 1]
+
+
+    def member_major(self, statistics):
+        """(batch, n_members * n_pooled) from per-statistic blocks (batch, S, width):
+        each member's features side by side, as the grouped decoder reads them."""
+        blocks = statistics.unflatten(-1, (self.n_members, self.d_model))  # (B S K d)
+        return blocks.transpose(1, 2).flatten(1)
+
+
+def tap_statistics(taps, lengths=None):
+    """Mean, max, share of positive steps and std of every channel of every tap.
+
+    Parameters
+    ----------
+    taps : list of Tensor of shape (batch, length, width)
+        Zero at the padded steps when ``lengths`` is given.
+    lengths : int64 Tensor of shape (batch,), optional
+        Real steps of each sequence (see :meth:`S4Model.forward`).
+
+    Returns
+    -------
+    Tensor of shape (batch, 4 * len(taps), width)
+        Tap by tap, the four statistics of :data:`STATISTICS`.
+    """
+    x = torch.stack(taps, dim=1)  # (B T L W)
+    if lengths is None:
+        count = torch.full((x.shape[0], 1, 1), x.shape[2], dtype=x.dtype, device=x.device)
+        real = None
+    else:
+        lengths = lengths.to(x.device)
+        count = lengths.to(x.dtype)[:, None, None]
+        real = (torch.arange(x.shape[2], device=x.device) < lengths[:, None])[:, None, :, None]
+    mean = x.sum(dim=2) / count
+    maximum = (x if real is None else x.masked_fill(~real, -torch.inf)).amax(dim=2)
+    positive = (x > 0).to(x.dtype).sum(dim=2) / count  # padding is zero: never counted
+    centred = x - mean.unsqueeze(2)
+    if real is not None:
+        centred = centred.masked_fill(~real, 0.0)
+    std = torch.sqrt(centred.square().sum(dim=2) / count + STD_EPS)
+    statistics = torch.stack([mean, maximum, positive, std], dim=2)  # (B T 4 W)
+    return statistics.flatten(1, 2)
 
 
 @contextmanager
@@ -282,7 +349,7 @@ def members_apart(network):
 
 def pooled_out(network):
     """Within the block, ``network`` outputs its pooled features, (batch, n_members *
-    d_model): what its output layer (``decoder``) reads."""
+    n_pooled): what its output layer (``decoder``) reads."""
     return _switched_on(network, "_pooled_out")
 
 
