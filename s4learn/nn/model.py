@@ -289,7 +289,6 @@ class S4Model(nn.Module):
             return x.sum(dim=1) / lengths.unsqueeze(-1).to(x.dtype)
         return x[torch.arange(x.shape[0], device=x.device), lengths - 1]
 
-
     def member_major(self, statistics):
         """(batch, n_members * n_pooled) from per-statistic blocks (batch, S, width):
         each member's features side by side, as the grouped decoder reads them."""
