@@ -227,7 +227,7 @@ PARAMETERS = {
         ``predict``, ``predict_proba`` and ``score``: prediction memory grows with this,
         not with the size of ``X``. "auto" chooses it from the network's width and the
         longest sequence of ``X``, so that a batch's activations stay within about 1 GiB
-        (at most 256 samples; 7 sequences of 65,536 steps with the default network)."""),
+        (at most 256 samples; 5 sequences of 65,536 steps with the default network)."""),
     "max_epochs": Parameter((POSITIVE_INT, options("auto")), 'int or "auto", default="auto"',
                             """
         Passes over the training data in ``fit``. An int trains exactly that many

@@ -294,7 +294,7 @@ def test_auto_prediction_batches_keep_activations_within_the_budget():
     batches = []
     clf.net_.module_.register_forward_pre_hook(lambda module, args: batches.append(
         len(args[0])))
-    long = rng.randn(3, 2**20, 1).astype(np.float32)  # 402 MB of activations each
+    long = rng.randn(3, 2**20, 1).astype(np.float32)  # 512 MiB of activations each
     auto = clf.predict_proba(long)
     assert batches == [2, 1]
     one_by_one = clf.set_params(predict_batch_size=1).predict_proba(long)
