@@ -146,9 +146,10 @@ class StreamingPredictor:
         self.n_steps_ += 1
         if network.pool == "last":
             return network.head(x)
-        pooled = self._running.update(taps + [x] if network.pool == "stats" else [x])
         if network.pool == "stats":
-            pooled = network.member_major(pooled)
+            pooled = network.member_major(self._running.update(taps + [x]))
+        else:
+            pooled = self._running.update([x])
         return network.head(pooled.to(x.dtype))
 
     def _predictions(self, outputs):

@@ -231,14 +231,16 @@ class S4Model(nn.Module):
         return self._taps(x, padding_mask(lengths, x))[-1]
 
     def _taps(self, x, mask):
-        """Each block's S4D output (after dropout) and the last block's features, each
-        (B, L, width) and zero at the padded steps."""
+        """The last block's features (B, L, width), zero at the padded steps; for
+        ``pool="stats"`` preceded by each block's S4D output (after dropout), also zero
+        at the padded steps."""
         taps = []
         x = self.encode(x, mask)
         for layer, norm, dropout in zip(self.layers, self.norms, self.dropouts):
             z = normalize(norm, x, mask) if self.prenorm else x
             y = dropout(layer(zero_padding(z, mask)))
-            taps.append(zero_padding(y, mask))
+            if self.pool == "stats":
+                taps.append(zero_padding(y, mask))
             x = x + y
             if not self.prenorm:
                 x = normalize(norm, x, mask)
@@ -316,9 +318,8 @@ def tap_statistics(taps, lengths=None):
         count = torch.full((x.shape[0], 1, 1), x.shape[2], dtype=x.dtype, device=x.device)
         real = None
     else:
-        lengths = lengths.to(x.device)
-        count = lengths.to(x.dtype)[:, None, None]
-        real = (torch.arange(x.shape[2], device=x.device) < lengths[:, None])[:, None, :, None]
+        count = lengths.to(x.device, x.dtype)[:, None, None]
+        real = padding_mask(lengths, taps[0]).unsqueeze(1)  # (B 1 L 1)
     mean = x.sum(dim=2) / count
     maximum = (x if real is None else x.masked_fill(~real, -torch.inf)).amax(dim=2)
     positive = (x > 0).to(x.dtype).sum(dim=2) / count  # padding is zero: never counted
